@@ -1,0 +1,114 @@
+"""Config access: read config.yaml exactly as ``nameko run`` does, and refuse
+to start a service on a missing or invalid setting with one line naming it.
+
+config.yaml is the one source of settings; each value in it can be overridden
+from the environment with nameko's ``${NAME:default}`` syntax.
+"""
+import re
+
+import yaml
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from nameko.cli.main import setup_yaml_parser
+from nameko.exceptions import ConfigurationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_CONFIG_PATH = "config.yaml"
+# psycopg2 yields to eventlet; psycopg 3 and others block every worker
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg2")
+
+
+def load_config(path=DEFAULT_CONFIG_PATH):
+    """The config as ``nameko run --config path`` sees it, env vars substituted."""
+    setup_yaml_parser()
+    with open(path) as config_file:
+        return yaml.safe_load(config_file)
+
+
+def database_uri(config, service_name):
+    try:
+        uri = (config.get("DB_URIS") or {})[service_name]
+    except KeyError:
+        raise ConfigurationError(f"Missing setting DB_URIS.{service_name}") from None
+    if not uri:
+        raise ConfigurationError(f"Missing setting DB_URIS.{service_name}")
+    return uri
+
+
+class DatabaseUri(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        uri = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            driver = make_url(uri).drivername
+        except ArgumentError:
+            raise ValidationError(f"{uri!r} is not a database URI") from None
+        if driver not in SUPPORTED_DRIVERS:
+            raise ValidationError(
+                f"{driver!r} is not supported; use sqlite:/// or postgresql://")
+        return uri
+
+
+class _Section(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class JwtSettings(_Section):
+    # HS256 keys shorter than the hash output are guessable offline
+    SECRET = fields.String(required=True, validate=validate.Length(min=32))
+    LIFETIME_SECONDS = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=60, max=30 * 24 * 3600))
+
+
+class AdminSettings(_Section):
+    USERNAME = fields.String(allow_none=True)
+    PASSWORD = fields.String(allow_none=True)
+    EMAIL = fields.Email(allow_none=True)
+
+    @validates_schema
+    def both_or_neither(self, data, **kwargs):
+        username, password = data.get("USERNAME"), data.get("PASSWORD")
+        if bool(username) != bool(password):
+            raise ValidationError(
+                "set both SHOP_ADMIN_USERNAME and SHOP_ADMIN_PASSWORD, or neither")
+        if password and len(password) < 8:
+            raise ValidationError("must be at least 8 characters", "PASSWORD")
+
+
+class ShopSettings(_Section):
+    """Every setting the shop reads. Services check it before they start."""
+
+    AMQP_URI = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^(py)?amqps?://", error="must start with amqp:// or amqps://"))
+    WEB_SERVER_ADDRESS = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^([^:\s]+:)?\d{1,5}$", error="must be [host:]port"))
+    max_workers = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=1000))
+    DB_URIS = fields.Dict(keys=fields.String(), values=DatabaseUri(), required=True)
+    JWT = fields.Nested(JwtSettings, required=True)
+    ADMIN = fields.Nested(AdminSettings, load_default=dict)
+
+
+def check_settings(config):
+    """Validate ``config``; raise ConfigurationError with one line naming
+    every setting that is missing or invalid."""
+    try:
+        ShopSettings().load(config or {})
+    except ValidationError as exc:
+        raise ConfigurationError(
+            "Invalid settings in config.yaml: " + "; ".join(_flatten(exc.messages))) from None
+
+
+def _flatten(messages, path=""):
+    for key, value in messages.items():
+        # marshmallow nests Dict errors under "key"/"value"; the key says enough
+        name = "" if key in ("_schema", "key", "value") else key
+        here = ".".join(part for part in (path, str(name)) if part)
+        if isinstance(value, dict):
+            yield from _flatten(value, here)
+        else:
+            text = " ".join(value) if isinstance(value, list) else str(value)
+            text = re.sub(r"^Missing data for required field\.$", "missing", text)
+            yield f"{here or 'config'}: {text}"

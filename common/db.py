@@ -1,0 +1,113 @@
+"""The database dependency and the column types every service uses.
+
+Each service owns one database, named by ``DB_URIS.<service name>`` in
+config.yaml: an SQLite file for a local run, PostgreSQL in production.
+"""
+import os
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import nameko_sqlalchemy
+from nameko_sqlalchemy.database import Session
+from sqlalchemy import BigInteger, DateTime, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from common.config import database_uri
+
+CENT = Decimal("0.01")
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def create_db_engine(uri):
+    """An engine for ``uri`` tuned for eventlet workers.
+
+    SQLite serialises writers. Its busy handler sleeps in C, which under
+    eventlet blocks the very worker that holds the lock, so each service
+    process shares one connection and greenlets queue for it in the pool.
+    psycopg2 yields to eventlet on its own (nameko's monkey patch); plain
+    ``postgresql://`` means psycopg2 here, not SQLAlchemy 2.1's psycopg 3.
+    """
+    url = make_url(uri)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg2")
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+        engine = create_engine(
+            url, pool_size=1, max_overflow=0, pool_timeout=30,
+            connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_on_connect(dbapi_connection, connection_record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def session_factory(engine):
+    # objects stay readable after commit, so a worker can dump what it saved
+    return sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+
+
+class Database(nameko_sqlalchemy.Database):
+    """nameko-sqlalchemy's ``Database`` with the URI from ``DB_URIS.<service>``.
+
+    ``self.db.session`` is the worker's session; it is closed at worker
+    teardown and never committed for you.
+    """
+
+    def setup(self):
+        self.db_uri = database_uri(self.container.config, self.container.service_name)
+        self.engine = create_db_engine(self.db_uri)
+        self.Session = session_factory(self.engine)
+
+class Money(TypeDecorator):
+    """A Decimal amount with two places, stored as integer cents: SQLite has
+    no exact decimal type, and a float must never touch a price."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        cents = Decimal(value) * 100
+        if cents != cents.to_integral_value():
+            raise ValueError(f"{value!r} has more than two decimal places")
+        return int(cents)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return (Decimal(value) / 100).quantize(CENT)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use common.db.utcnow()")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)

@@ -1,0 +1,88 @@
+"""marshmallow pieces every boundary uses: loading with the shop's error,
+money, ids and paging."""
+import re
+from decimal import Decimal
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from common.db import CENT
+from common.errors import InvalidInput, NotFound
+
+MAX_ID = 2**31 - 1  # PostgreSQL integer; larger ids cannot exist
+MAX_PRICE = Decimal("1000000.00")
+MAX_PAGE_SIZE = 100
+
+
+def load(schema, data, message="Invalid input"):
+    """``schema.load(data)``, raising :class:`InvalidInput` with the
+    messages per field instead of marshmallow's ValidationError."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{message}: expected an object")
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise InvalidInput(message, details=exc.messages) from None
+
+
+class Money(fields.Field):
+    """An amount such as ``"12.50"``: a decimal string (or an integer, or a
+    Decimal from a JSON number) with at most two places. Loaded as a
+    ``Decimal`` quantized to cents, dumped as a string with two places.
+    Floats are refused: they cannot hold a price exactly."""
+
+    _pattern = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+    default_error_messages = {
+        "invalid": 'Must be a decimal amount with at most 2 decimal places, such as "12.50".',
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, Decimal) and value.is_finite():
+            text = format(value, "f")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
+        elif isinstance(value, str):
+            text = value.strip()
+        else:
+            raise self.make_error("invalid")
+        if not self._pattern.match(text):
+            raise self.make_error("invalid")
+        return Decimal(text).quantize(CENT)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return format(Decimal(value).quantize(CENT), "f")
+
+
+def price_field(**kwargs):
+    return Money(
+        validate=validate.Range(min=Decimal(0), min_inclusive=False, max=MAX_PRICE), **kwargs)
+
+
+def id_field(**kwargs):
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def load_id(value, entity):
+    """The id of an ``entity`` ("product") given as an RPC argument.
+
+    A non-integer is invalid input. An integer outside 1..MAX_ID is not found:
+    no row can have it (and SQLite cannot even compare it past 2**63).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"Invalid {entity} id",
+                           details={f"{entity}_id": ["Not a valid integer."]})
+    if not 1 <= value <= MAX_ID:
+        raise NotFound.entity(entity, value)
+    return value
+
+
+class PageSchema(Schema):
+    """``limit`` and ``offset`` of a listing."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Integer(
+        load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID))

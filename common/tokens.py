@@ -1,0 +1,66 @@
+"""The shop's access tokens: JWTs signed with HS256.
+
+The users service issues them at login; the gateway verifies them itself,
+with no RPC per request. Both read ``JWT.SECRET`` and ``JWT.LIFETIME_SECONDS``.
+"""
+import time
+from dataclasses import dataclass
+
+import jwt
+from nameko.extensions import DependencyProvider
+
+from common.errors import Unauthorized
+
+ALGORITHM = "HS256"
+ISSUER = "shop"
+ROLES = ("customer", "admin")
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: int
+    role: str
+    expires_at: int
+
+
+class TokenCodec:
+    def __init__(self, secret, lifetime_seconds):
+        self.secret = secret
+        self.lifetime_seconds = lifetime_seconds
+
+    def issue(self, user_id, role, now=None):
+        issued_at = int(now if now is not None else time.time())
+        claims = {
+            "iss": ISSUER,
+            "sub": str(user_id),
+            "role": role,
+            "iat": issued_at,
+            "exp": issued_at + self.lifetime_seconds,
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def verify(self, token):
+        """The token's claims, or :class:`Unauthorized` for a token that is
+        expired, malformed, signed with another key or not signed at all."""
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("The access token has expired", "token_expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("The access token is invalid", "invalid_token") from None
+        if claims.get("role") not in ROLES or not claims["sub"].isdigit():
+            raise Unauthorized("The access token is invalid", "invalid_token")
+        return Claims(int(claims["sub"]), claims["role"], claims["exp"])
+
+
+class Tokens(DependencyProvider):
+    """Injects a :class:`TokenCodec` built from the ``JWT`` settings."""
+
+    def setup(self):
+        settings = self.container.config["JWT"]
+        self.codec = TokenCodec(settings["SECRET"], settings["LIFETIME_SECONDS"])
+
+    def get_dependency(self, worker_ctx):
+        return self.codec

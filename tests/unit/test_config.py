@@ -1,0 +1,32 @@
+import copy
+
+import pytest
+from nameko.exceptions import ConfigurationError
+
+from common.config import check_settings
+
+
+def test_the_shipped_config_is_valid(base_config):
+    check_settings(base_config)
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda c: c.pop("AMQP_URI"), "AMQP_URI: missing"),
+    (lambda c: c.update(AMQP_URI="http://localhost"), "AMQP_URI: must start with amqp://"),
+    (lambda c: c.update(max_workers="ten"), "max_workers: Not a valid integer."),
+    (lambda c: c.update(WEB_SERVER_ADDRESS="localhost:http"), "WEB_SERVER_ADDRESS: must be [host:]port"),
+    (lambda c: c["DB_URIS"].update(users="not a uri"), "DB_URIS.users: 'not a uri' is not a database URI"),
+    (lambda c: c["DB_URIS"].update(users="mysql://db/users"), "DB_URIS.users: 'mysql' is not supported"),
+    (lambda c: c["JWT"].update(SECRET="short"), "JWT.SECRET: Shorter than minimum length 32."),
+    (lambda c: c["JWT"].pop("LIFETIME_SECONDS"), "JWT.LIFETIME_SECONDS: missing"),
+    (lambda c: c["ADMIN"].update(USERNAME="root", PASSWORD=""), "ADMIN: set both"),
+    (lambda c: c["ADMIN"].update(USERNAME="root", PASSWORD="short"), "ADMIN.PASSWORD: must be at least 8"),
+])
+def test_a_bad_setting_fails_with_one_line_naming_it(base_config, change, named):
+    config = copy.deepcopy(base_config)
+    change(config)
+    with pytest.raises(ConfigurationError) as error:
+        check_settings(config)
+    message = str(error.value)
+    assert named in message
+    assert "\n" not in message

@@ -1,0 +1,43 @@
+from decimal import Decimal
+
+import pytest
+from marshmallow import Schema, fields
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.test import EnvironBuilder
+
+from common.errors import InvalidInput
+from common.web import MAX_BODY_BYTES, JsonRequest, load_body
+from common.schemas import price_field
+
+
+class Body(Schema):
+    name = fields.String(required=True)
+    price = price_field()
+
+
+def request_with(data, content_type="application/json"):
+    return JsonRequest(EnvironBuilder(method="POST", data=data, content_type=content_type).get_environ())
+
+
+def test_a_json_object_is_loaded_with_exact_decimals():
+    body = load_body(request_with(b'{"name": "mug", "price": 12.5}'), Body())
+    assert body == {"name": "mug", "price": Decimal("12.50")}
+
+
+@pytest.mark.parametrize("data", [b"", b"   ", b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe",
+                                  b'{"name": "x", "price": NaN}'])
+def test_what_is_not_a_json_object_is_malformed(data):
+    with pytest.raises(InvalidInput) as error:
+        load_body(request_with(data), Body())
+    assert error.value.code == "malformed_body"
+
+
+def test_invalid_fields_are_named_in_details():
+    with pytest.raises(InvalidInput) as error:
+        load_body(request_with(b'{"price": "1.001"}'), Body())
+    assert set(error.value.details) == {"name", "price"}
+
+
+def test_a_body_over_one_mebibyte_is_refused():
+    with pytest.raises(RequestEntityTooLarge):
+        load_body(request_with(b"x" * (MAX_BODY_BYTES + 1)), Body())
