@@ -1,0 +1,108 @@
+"""Fixtures for the whole suite, run with ``nameko test`` (which applies the
+eventlet monkey patch) and nameko's pytest plugin (``rabbit_config``: a fresh
+RabbitMQ vhost per test).
+
+Databases: SQLite files by default; with SHOP_TEST_DATABASE=postgresql, the
+``shop_test_<service>`` databases on SHOP_TEST_PG_URI (``make test-databases``
+creates them). Migrations run once per session, tables are emptied per test.
+"""
+import copy
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from nameko_sqlalchemy.database import DatabaseWrapper
+from sqlalchemy import inspect, text
+
+from common.config import load_config
+from common.db import create_db_engine, session_factory
+from common.migrations import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKEND = os.environ.get("SHOP_TEST_DATABASE", "sqlite")
+PG_URI = os.environ.get("SHOP_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432")
+
+
+def pytest_report_header(config):
+    return f"shop test database: {BACKEND}"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def base_config():
+    """config.yaml as the services read it."""
+    return load_config(ROOT / "config.yaml")
+
+
+@pytest.fixture(scope="session")
+def database_engines(base_config, tmp_path_factory):
+    """One migrated database per service, for the whole session."""
+    if BACKEND not in ("sqlite", "postgresql"):
+        pytest.exit(f"SHOP_TEST_DATABASE must be sqlite or postgresql, not {BACKEND!r}")
+    directory = tmp_path_factory.mktemp("databases")
+    engines = {}
+    for service_name in sorted(base_config["DB_URIS"]):
+        if BACKEND == "postgresql":
+            uri = f"{PG_URI}/shop_test_{service_name}"
+            engine = create_db_engine(uri)
+            with engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        else:
+            uri = f"sqlite:///{directory / service_name}.db"
+            engine = create_db_engine(uri)
+        upgrade(service_name, uri)
+        engines[service_name] = engine
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.fixture
+def db_uris(database_engines):
+    """``DB_URIS`` for a test: every table empty."""
+    for engine in database_engines.values():
+        tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+                connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    connection.execute(text(f"DELETE FROM {table}"))
+    return {
+        name: engine.url.render_as_string(hide_password=False)
+        for name, engine in database_engines.items()}
+
+
+@pytest.fixture
+def db(db_uris, database_engines):
+    """``db(service)``: what ``self.db`` is inside a worker of that service,
+    on the test database, for ``worker_factory``."""
+    wrappers = []
+
+    def make(service_name):
+        wrapper = DatabaseWrapper(session_factory(database_engines[service_name]))
+        wrappers.append(wrapper)
+        return wrapper
+
+    yield make
+    for wrapper in wrappers:
+        wrapper.close()
+
+
+@pytest.fixture
+def shop_config(base_config, rabbit_config, db_uris):
+    """config.yaml pointed at the test vhost, the test databases and a free port."""
+    config = copy.deepcopy(base_config)
+    config.update(
+        AMQP_URI=rabbit_config["AMQP_URI"],
+        DB_URIS=db_uris,
+        WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
+    )
+    return config
