@@ -1,0 +1,27 @@
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from common.db import Money, UtcDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Product(Base):
+    """A product of the catalogue. Deleting one only sets ``deleted_at``:
+    it leaves the catalogue, but orders that bought it still name it."""
+
+    __tablename__ = "products"
+    __table_args__ = (CheckConstraint("price > 0", name="ck_products_price_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)

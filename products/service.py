@@ -1,0 +1,84 @@
+from sqlalchemy import func, select
+
+from common.db import Database, utcnow
+from common.entrypoints import rpc
+from common.errors import NotFound
+from common.events import EventPublisher
+from common.schemas import PageSchema, load, load_id
+from products.models import Base, Product
+from products.schemas import (
+    ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
+
+product_schema = ProductSchema()
+
+
+class ProductsService:
+    name = "products"
+
+    db = Database(Base)
+    publish = EventPublisher()
+
+    @rpc
+    def create(self, name, price, description=""):
+        """Add a product; ``price`` is a decimal string such as "12.50"."""
+        fields = load(ProductFieldsSchema(), {
+            "name": name, "price": price, "description": description})
+        now = utcnow()
+        product = Product(**fields, created_at=now, updated_at=now)
+        self.db.session.add(product)
+        self.db.session.commit()
+        created = product_schema.dump(product)
+        self.publish("product_created", created)
+        return created
+
+    @rpc
+    def get(self, product_id):
+        return product_schema.dump(self._active(product_id))
+
+    @rpc
+    def list(self, limit=20, offset=0):
+        """A page of the catalogue in id order: ``{"items": [...], "total": n}``."""
+        page = load(PageSchema(), {"limit": limit, "offset": offset})
+        active = select(Product).where(Product.deleted_at.is_(None))
+        total = self.db.session.scalar(select(func.count()).select_from(active.subquery()))
+        items = self.db.session.scalars(
+            active.order_by(Product.id).limit(page["limit"]).offset(page["offset"]))
+        return {"items": product_schema.dump(items, many=True), "total": total}
+
+    @rpc
+    def get_many(self, ids):
+        """The products among ``ids`` that are in the catalogue, in id order,
+        in one query; ids that are unknown or deleted are left out."""
+        ids = load(ProductIdsSchema(), {"ids": ids})["ids"]
+        products = self.db.session.scalars(
+            select(Product)
+            .where(Product.id.in_(set(ids)), Product.deleted_at.is_(None))
+            .order_by(Product.id))
+        return product_schema.dump(products, many=True)
+
+    @rpc
+    def update(self, product_id, changes):
+        """Change some fields: ``update(1, {"price": "8.00"})``."""
+        product = self._active(product_id)
+        changes = load(ProductChangesSchema(), changes)
+        for field, value in changes.items():
+            setattr(product, field, value)
+        product.updated_at = utcnow()
+        self.db.session.commit()
+        updated = product_schema.dump(product)
+        self.publish("product_updated", {**updated, "changed": sorted(changes)})
+        return updated
+
+    @rpc
+    def delete(self, product_id):
+        """Take a product out of the catalogue (a soft delete)."""
+        product = self._active(product_id)
+        product.deleted_at = product.updated_at = utcnow()
+        self.db.session.commit()
+        self.publish("product_deleted", {"id": product.id})
+
+    def _active(self, product_id):
+        product = self.db.session.get(Product, load_id(product_id, "product"))
+        if product is None or product.deleted_at is not None:
+            raise NotFound.entity("product", product_id)
+        return product

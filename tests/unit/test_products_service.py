@@ -1,0 +1,85 @@
+"""The products service's logic, with worker_factory and a real database."""
+import pytest
+from nameko.testing.services import worker_factory
+
+from common.errors import InvalidInput, NotFound
+from products.service import ProductsService
+
+
+@pytest.fixture
+def service(db):
+    return worker_factory(ProductsService, db=db("products"))
+
+
+def make(service, name="Mug", price="9.50", **fields):
+    return service.create(name=name, price=price, **fields)
+
+
+def test_create_answers_the_product_with_an_exact_price(service):
+    product = make(service, price="0.10", description="Blue")
+    assert product["price"] == "0.10"
+    assert product["name"] == "Mug" and product["description"] == "Blue"
+    assert product["created_at"] == product["updated_at"]
+    assert product["created_at"].endswith("+00:00")
+    service.publish.assert_called_once_with("product_created", product)
+
+
+@pytest.mark.parametrize("fields, invalid", [
+    ({"name": "", "price": "1.00"}, "name"),
+    ({"name": "   ", "price": "1.00"}, "name"),
+    ({"name": "x" * 201, "price": "1.00"}, "name"),
+    ({"name": "Mug", "price": "0"}, "price"),
+    ({"name": "Mug", "price": "1.001"}, "price"),
+    ({"name": "Mug", "price": 1.5}, "price"),
+])
+def test_create_refuses_invalid_fields(service, fields, invalid):
+    with pytest.raises(InvalidInput) as error:
+        service.create(**fields)
+    assert list(error.value.details) == [invalid]
+
+
+def test_list_pages_in_id_order_with_the_total(service):
+    ids = [make(service, name=f"P{n}")["id"] for n in range(5)]
+    page = service.list(limit=2, offset=1)
+    assert [item["id"] for item in page["items"]] == ids[1:3]
+    assert page["total"] == 5
+
+
+@pytest.mark.parametrize("limit, offset", [(0, 0), (101, 0), (10, -1), ("x", 0)])
+def test_list_refuses_bad_paging(service, limit, offset):
+    with pytest.raises(InvalidInput):
+        service.list(limit=limit, offset=offset)
+
+
+def test_get_many_answers_the_known_products_in_one_call(service):
+    first, second = make(service, name="A"), make(service, name="B")
+    service.delete(second["id"])
+    assert service.get_many([second["id"], 999, first["id"], first["id"]]) == [first]
+
+
+def test_update_changes_only_the_given_fields(service):
+    product = make(service)
+    updated = service.update(product["id"], {"price": "8.00"})
+    assert updated["price"] == "8.00" and updated["name"] == "Mug"
+    assert updated["updated_at"] > product["updated_at"]
+    service.publish.assert_called_with("product_updated", {**updated, "changed": ["price"]})
+
+
+@pytest.mark.parametrize("changes", [{}, {"price": None}, {"name": ""}, "price=1"])
+def test_update_refuses_empty_or_invalid_changes(service, changes):
+    product = make(service)
+    with pytest.raises(InvalidInput):
+        service.update(product["id"], changes)
+
+
+def test_a_deleted_product_leaves_the_catalogue(service):
+    product = make(service)
+    service.delete(product["id"])
+    service.publish.assert_called_with("product_deleted", {"id": product["id"]})
+    with pytest.raises(NotFound):
+        service.get(product["id"])
+    with pytest.raises(NotFound):
+        service.update(product["id"], {"name": "Cup"})
+    with pytest.raises(NotFound):
+        service.delete(product["id"])
+    assert service.list() == {"items": [], "total": 0}
