@@ -1,0 +1,52 @@
+# The shop's commands. `make run` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+# PostgreSQL databases the test suite uses with SHOP_TEST_DATABASE=postgresql
+PG_URI ?= postgresql://postgres@127.0.0.1:5432
+TEST_DATABASES := shop_test_users shop_test_products
+
+# the nameko command imports pkg_resources and eventlet, which warn on every start
+export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
+
+.PHONY: install run shell migrate demo-data test test-postgres test-databases clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+# A local admin account for trying the API; set your own in the environment.
+run: export SHOP_ADMIN_USERNAME ?= admin
+run: export SHOP_ADMIN_PASSWORD ?= admin-password
+run: install
+	@echo "Admin account: $$SHOP_ADMIN_USERNAME / $$SHOP_ADMIN_PASSWORD"
+	$(BIN)/python -m tools.launch
+
+shell: install
+	$(BIN)/nameko shell --config config.yaml
+
+migrate: install
+	$(BIN)/python -m tools.migrate
+
+demo-data: install
+	$(BIN)/python -m tools.demo_data
+
+test: install
+	$(BIN)/nameko test $(PYTEST_ARGS)
+
+test-databases:
+	@for db in $(TEST_DATABASES); do \
+	  psql "$(PG_URI)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$$db'" | grep -q 1 \
+	    || psql "$(PG_URI)/postgres" -qc "CREATE DATABASE $$db" ; \
+	done
+
+test-postgres: install test-databases
+	SHOP_TEST_DATABASE=postgresql $(BIN)/nameko test $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,98 @@
+"""``make run``'s launcher as a user meets it: separate ``nameko run``
+processes, SQLite files it migrates itself, Ctrl-C stops them all."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def processes_with(marker):
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:  # the process ended while we looked
+            pass
+    return found
+
+
+def launch(env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tools.launch"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_until(process, text, timeout):
+    """The launcher's output up to the first line containing ``text``."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+    raise AssertionError(f"no {text!r} in launcher output:\n{''.join(lines)}")
+
+
+def test_the_launcher_runs_and_stops_the_shop(rabbit_config, tmp_path):
+    port = free_port()
+    marker = f"SHOP_LAUNCH_TEST={uuid.uuid4().hex}"
+    env = {
+        **os.environ,
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+        "USERS_DB_URI": f"sqlite:///{tmp_path}/users.db",
+        "PRODUCTS_DB_URI": f"sqlite:///{tmp_path}/products.db",
+        "SHOP_ADMIN_USERNAME": "admin",
+        "SHOP_ADMIN_PASSWORD": "admin-password",
+        marker.split("=")[0]: marker.split("=")[1],
+    }
+    launcher = launch(env)
+    try:
+        output = read_until(launcher, "Gateway listening on", timeout=60)
+        assert f"http://127.0.0.1:{port}" in output
+        assert len(processes_with(marker)) == 4  # the launcher and three services
+
+        base = f"http://127.0.0.1:{port}"
+        login = requests.post(f"{base}/login", json={
+            "username": "admin", "password": "admin-password"}, timeout=10)
+        assert login.status_code == 200
+        created = requests.post(
+            f"{base}/products", json={"name": "Mug", "price": "9.50"}, timeout=10,
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+        assert created.status_code == 201
+        assert requests.get(f"{base}/products", timeout=10).json()["total"] == 1
+    finally:
+        launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        rest = launcher.communicate(timeout=20)[0]
+
+    assert launcher.returncode == 0, rest
+    assert "Stopping" in rest and "did not stop" not in rest
+    assert processes_with(marker) == []
+
+
+def test_the_launcher_says_in_one_line_when_the_broker_is_down(tmp_path):
+    env = {**os.environ, "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.launch"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: RabbitMQ is not reachable at amqp://guest:**@127.0.0.1:")
+    assert "rabbitmq-server -detached" in line
