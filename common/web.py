@@ -33,8 +33,9 @@ class JsonEncoder(json.JSONEncoder):
 
 
 def json_response(status, payload, headers=None):
+    # the final newline keeps a terminal prompt off the end of curl's output
     return Response(
-        json.dumps(payload, cls=JsonEncoder), status=status, headers=headers,
+        json.dumps(payload, cls=JsonEncoder) + "\n", status=status, headers=headers,
         mimetype=JSON_TYPE)
 
 

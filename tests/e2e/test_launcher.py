@@ -1,6 +1,8 @@
 """``make run``'s launcher as a user meets it: separate ``nameko run``
-processes, SQLite files it migrates itself, Ctrl-C stops them all."""
+processes, SQLite files it migrates itself, the README's walk-through
+answering as the README says, Ctrl-C stopping them all."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.conftest import free_port
 
@@ -49,7 +50,25 @@ def read_until(process, text, timeout):
     raise AssertionError(f"no {text!r} in launcher output:\n{''.join(lines)}")
 
 
-def test_the_launcher_runs_and_stops_the_shop(rabbit_config, tmp_path):
+def readme_walk_through():
+    """The README's curl walk-through, as a newcomer pastes it."""
+    readme = (ROOT / "README.md").read_text()
+    after_marker = readme.split("compares its output with the comments. -->\n```sh\n", 1)[1]
+    return after_marker.split("```", 1)[0]
+
+
+def assert_answers_match_comments(script, output):
+    """Each JSON answer printed equals the ``# {...}`` comment shown for it,
+    where the comment's ``...`` stands for anything."""
+    shown = [line[2:] for line in script.splitlines() if line.startswith("# {")]
+    answers = output.splitlines()
+    assert len(answers) == len(shown), output
+    for answer, comment in zip(answers, shown):
+        pattern = ".*".join(re.escape(part) for part in comment.split("..."))
+        assert re.fullmatch(pattern, answer), f"README shows {comment}\nthe shop answered {answer}"
+
+
+def test_the_launcher_runs_the_readme_walk_through_and_stops(rabbit_config, tmp_path):
     port = free_port()
     marker = f"SHOP_LAUNCH_TEST={uuid.uuid4().hex}"
     env = {
@@ -68,15 +87,11 @@ def test_the_launcher_runs_and_stops_the_shop(rabbit_config, tmp_path):
         assert f"http://127.0.0.1:{port}" in output
         assert len(processes_with(marker)) == 4  # the launcher and three services
 
-        base = f"http://127.0.0.1:{port}"
-        login = requests.post(f"{base}/login", json={
-            "username": "admin", "password": "admin-password"}, timeout=10)
-        assert login.status_code == 200
-        created = requests.post(
-            f"{base}/products", json={"name": "Mug", "price": "9.50"}, timeout=10,
-            headers={"Authorization": f"Bearer {login.json()['access_token']}"})
-        assert created.status_code == 201
-        assert requests.get(f"{base}/products", timeout=10).json()["total"] == 1
+        walk_through = readme_walk_through().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        run = subprocess.run(["bash", "-e", "-c", walk_through],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert_answers_match_comments(walk_through, run.stdout)
     finally:
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         rest = launcher.communicate(timeout=20)[0]
