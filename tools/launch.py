@@ -19,7 +19,7 @@ from nameko.exceptions import ConfigurationError
 from common.config import DEFAULT_CONFIG_PATH, check_settings, load_config
 from tools.migrate import migrate_all
 
-DOMAIN_SERVICES = ("users", "products")
+DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
 SERVICES = DOMAIN_SERVICES + ("gateway",)
 START_TIMEOUT = 60
 STOP_TIMEOUT = 10
@@ -40,8 +40,11 @@ def main(argv=None):
     print("Applying database migrations...", flush=True)
     migrate_all(config)
 
-    processes = {name: start_service(name, args.config, index) for index, name in enumerate(SERVICES)}
+    # A shell starts a background job with SIGINT ignored, and the services
+    # would inherit that; with a handler here they get the default at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    processes = {name: start_service(name, args.config, index) for index, name in enumerate(SERVICES)}
     try:
         wait_until_ready(config, processes)
         print(f"\nThe shop is running. Gateway listening on {gateway_url(config)}", flush=True)

@@ -31,9 +31,12 @@ def processes_with(marker):
 
 
 def launch(env):
+    """The launcher as a shell's background job (``make run &``) starts it:
+    with SIGINT ignored, which its services must not inherit."""
     return subprocess.Popen(
         [sys.executable, "-m", "tools.launch"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
 def read_until(process, text, timeout):
@@ -77,6 +80,8 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(rabbit_config, tmp_
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
         "USERS_DB_URI": f"sqlite:///{tmp_path}/users.db",
         "PRODUCTS_DB_URI": f"sqlite:///{tmp_path}/products.db",
+        "ORDERS_DB_URI": f"sqlite:///{tmp_path}/orders.db",
+        "INVENTORY_DB_URI": f"sqlite:///{tmp_path}/inventory.db",
         "SHOP_ADMIN_USERNAME": "admin",
         "SHOP_ADMIN_PASSWORD": "admin-password",
         marker.split("=")[0]: marker.split("=")[1],
@@ -85,7 +90,7 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(rabbit_config, tmp_
     try:
         output = read_until(launcher, "Gateway listening on", timeout=60)
         assert f"http://127.0.0.1:{port}" in output
-        assert len(processes_with(marker)) == 4  # the launcher and three services
+        assert len(processes_with(marker)) == 6  # the launcher and five services
 
         walk_through = readme_walk_through().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
         run = subprocess.run(["bash", "-e", "-c", walk_through],
