@@ -75,6 +75,13 @@ class AdminSettings(_Section):
             raise ValidationError("must be at least 8 characters", "PASSWORD")
 
 
+class PaymentSettings(_Section):
+    PROVIDER = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[\w.]+\.\w+$", error="must be a dotted class path"))
+    DECLINE = fields.Boolean(required=True)
+
+
 class ShopSettings(_Section):
     """Every setting the shop reads. Services check it before they start."""
 
@@ -89,6 +96,11 @@ class ShopSettings(_Section):
     DB_URIS = fields.Dict(keys=fields.String(), values=DatabaseUri(), required=True)
     JWT = fields.Nested(JwtSettings, required=True)
     ADMIN = fields.Nested(AdminSettings, load_default=dict)
+    RESERVATION_TTL_SECONDS = fields.Float(
+        required=True, validate=validate.Range(min=0, min_inclusive=False))
+    EXPIRY_CHECK_SECONDS = fields.Float(
+        required=True, validate=validate.Range(min=0, min_inclusive=False, max=3600))
+    PAYMENTS = fields.Nested(PaymentSettings, required=True)
 
 
 def check_settings(config):

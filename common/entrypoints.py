@@ -1,6 +1,7 @@
 """Entrypoints the shop adds to nameko's."""
 from nameko.extensions import Entrypoint
 from nameko.rpc import rpc as nameko_rpc
+from nameko.timer import Timer
 
 from common.errors import ShopError
 
@@ -20,3 +21,19 @@ class OnStart(Entrypoint):
 
 
 on_start = OnStart.decorator
+
+
+class ConfigTimer(Timer):
+    """nameko's ``@timer`` with its interval read from a config key at start,
+    so tests and deployments can change it."""
+
+    def __init__(self, config_key, **kwargs):
+        self.config_key = config_key
+        super().__init__(interval=None, **kwargs)
+
+    def setup(self):
+        self.interval = float(self.container.config[self.config_key])
+        super().setup()
+
+
+config_timer = ConfigTimer.decorator

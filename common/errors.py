@@ -75,3 +75,11 @@ class NotFound(ShopError):
 class Conflict(ShopError):
     status = 409
     default_code = "conflict"
+
+
+@deserialize_to_instance
+class PaymentRequired(ShopError):
+    """The payment provider declined; the client may try again."""
+
+    status = 402
+    default_code = "payment_declined"

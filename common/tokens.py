@@ -22,6 +22,10 @@ class Claims:
     role: str
     expires_at: int
 
+    @property
+    def is_admin(self):
+        return self.role == "admin"
+
 
 class TokenCodec:
     def __init__(self, secret, lifetime_seconds):

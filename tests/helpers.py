@@ -1,4 +1,6 @@
 """Small tools the tests share."""
+import time
+
 from nameko.events import event_handler
 from nameko.testing.services import entrypoint_waiter
 
@@ -29,3 +31,11 @@ def handler_name(event_type):
 def waiting_for_event(recorder_container, event_type, timeout=10):
     """Context manager: waits on exit until the recorder has handled one ``event_type``."""
     return entrypoint_waiter(recorder_container, handler_name(event_type), timeout=timeout)
+
+
+def wait_for(condition, timeout=10):
+    """Polls ``condition`` until it is true; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
