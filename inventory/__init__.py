@@ -1,0 +1,1 @@
+"""The inventory service: stock per product, and reservations per order."""

@@ -1,0 +1,142 @@
+"""Stock changes as database statements.
+
+Every change is a conditional UPDATE whose WHERE clause is the rule
+(``available >= quantity``, ``status = 'reserved'``): the database checks the
+rule and applies the change in one step, so concurrent workers or processes
+cannot both pass a check that only one of them may pass. On PostgreSQL the
+UPDATE locks the row and re-evaluates the condition after a concurrent
+commit; on SQLite writers are serialised.
+"""
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from common.db import utcnow
+from common.errors import Conflict
+from inventory.domain import (
+    CANCELLED, COMMITTED, FAILED, INSUFFICIENT_STOCK, RELEASED, RESERVED, Shortage,
+    shortages_as_data)
+from inventory.models import Reservation, ReservationLine, Stock
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def ensure_records(session, product_ids):
+    """A stock record (0 on hand) for each product that has none."""
+    insert = _INSERT[session.get_bind().dialect.name]
+    session.execute(
+        insert(Stock)
+        .values([{"product_id": pid, "on_hand": 0, "reserved": 0} for pid in product_ids])
+        .on_conflict_do_nothing(index_elements=["product_id"]))
+
+
+def read(session, product_ids):
+    """``{product_id: Stock}``, with an unsaved zero record for a product that has none."""
+    # populate_existing: the conditional UPDATEs bypass the objects already loaded
+    found = {s.product_id: s for s in session.scalars(
+        select(Stock).where(Stock.product_id.in_(product_ids))
+        .execution_options(populate_existing=True))}
+    return {pid: found.get(pid) or Stock(product_id=pid, on_hand=0, reserved=0)
+            for pid in product_ids}
+
+
+def _change(session, product_id, condition, **values):
+    statement = (update(Stock)
+                 .where(Stock.product_id == product_id, *condition)
+                 .values(**values)
+                 .execution_options(synchronize_session=False))
+    return session.execute(statement).rowcount == 1
+
+
+def add(session, product_id, quantity):
+    ensure_records(session, [product_id])
+    _change(session, product_id, (), on_hand=Stock.on_hand + quantity)
+    session.commit()
+
+
+def remove(session, product_id, quantity):
+    """Write units off; never below what is reserved."""
+    removed = _change(session, product_id, (Stock.on_hand - quantity >= Stock.reserved,),
+                      on_hand=Stock.on_hand - quantity)
+    if not removed:
+        stock = read(session, [product_id])[product_id]
+        session.rollback()
+        raise Conflict(
+            f"Cannot write off {quantity} of product {product_id}: {stock.on_hand} on hand, "
+            f"{stock.reserved} reserved, so at most {stock.available} can go",
+            "stock_reserved")
+    session.commit()
+
+
+def reserve(session, order_id, lines):
+    """Reserve every line of an order, or none of them.
+
+    Returns the order's :class:`Reservation`: the one made now, or the one
+    an earlier delivery of the same request made (nothing is reserved twice).
+    """
+    existing = session.get(Reservation, order_id)
+    if existing is not None:
+        return existing
+    try:
+        # the row claims the order id: a concurrent duplicate fails on it
+        _record(session, order_id, RESERVED, lines)
+        session.flush()
+        shortages = []
+        # one lock order for every reservation, so two cannot deadlock
+        for product_id, quantity in sorted(lines):
+            if not _change(session, product_id,
+                           (Stock.on_hand - Stock.reserved >= quantity,),
+                           reserved=Stock.reserved + quantity):
+                available = read(session, [product_id])[product_id].available
+                shortages.append(Shortage(product_id, quantity, available))
+        if shortages:
+            session.rollback()
+            _record(session, order_id, FAILED, lines,
+                    reason=INSUFFICIENT_STOCK, short=shortages_as_data(shortages))
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = session.get(Reservation, order_id)
+        if existing is None:
+            raise  # not a duplicate request: a broken rule, which must not pass silently
+        return existing
+    return session.get(Reservation, order_id)
+
+
+def settle(session, order_id, status):
+    """Move an order's reservation from reserved to ``status``: COMMITTED
+    takes the units out of stock (the order is paid), RELEASED returns them.
+    Anything else already happened, and changes nothing.
+
+    An order cancelled before its request arrived leaves a CANCELLED record,
+    so that the request, when it comes, reserves nothing.
+    """
+    for _attempt in range(2):
+        claimed = (session.execute(
+            update(Reservation)
+            .where(Reservation.order_id == order_id, Reservation.status == RESERVED)
+            .values(status=status, updated_at=utcnow())
+            .execution_options(synchronize_session=False)).rowcount == 1)
+        if claimed:
+            for line in session.scalars(
+                    select(ReservationLine).where(ReservationLine.order_id == order_id)):
+                values = {"reserved": Stock.reserved - line.quantity}
+                if status == COMMITTED:
+                    values["on_hand"] = Stock.on_hand - line.quantity
+                _change(session, line.product_id, (), **values)
+        elif status == RELEASED and session.get(Reservation, order_id) is None:
+            _record(session, order_id, CANCELLED, [])
+        try:
+            session.commit()
+            return claimed
+        except IntegrityError:
+            # the request was reserved meanwhile: release what it reserved
+            session.rollback()
+    raise RuntimeError(f"could not settle the reservation of order {order_id}")
+
+
+def _record(session, order_id, status, lines, **fields):
+    now = utcnow()
+    session.add(Reservation(
+        order_id=order_id, status=status, created_at=now, updated_at=now,
+        lines=[ReservationLine(product_id=p, quantity=q) for p, q in lines], **fields))
