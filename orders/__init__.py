@@ -1,0 +1,1 @@
+"""The orders service: an order's life from placement to payment."""

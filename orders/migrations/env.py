@@ -1,0 +1,4 @@
+from common.migrations import run_migrations
+from orders.models import Base
+
+run_migrations(Base.metadata)

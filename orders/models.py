@@ -1,0 +1,66 @@
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from common.db import Money, UtcDateTime
+from orders.domain import next_status
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Order(Base):
+    """An order and where it is in its life (orders.domain.TRANSITIONS).
+
+    ``version`` makes every status change conditional on the row not having
+    changed since it was read (SQLAlchemy raises StaleDataError otherwise),
+    so a payment and an expiry cannot both win.
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_user_id_id", "user_id", "id"),
+        Index("ix_orders_status_expires_at", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))
+    total: Mapped[Decimal] = mapped_column(Money)
+    # why the order was rejected, and which lines were short of stock
+    reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    short: Mapped[list | None] = mapped_column(JSON, default=None)
+    payment_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    version: Mapped[int] = mapped_column(default=1)
+    lines: Mapped[list["OrderLine"]] = relationship(
+        order_by="OrderLine.position", lazy="selectin", cascade="all, delete-orphan")
+
+    __mapper_args__ = {"version_id_col": version}
+
+    def apply(self, action, now):
+        self.status = next_status(self.id, self.status, action)
+        self.updated_at = now
+
+
+class OrderLine(Base):
+    """One product of an order, with the name and unit price it was bought at."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="ck_order_lines_quantity"),
+        CheckConstraint("unit_price > 0", name="ck_order_lines_unit_price"),
+    )
+
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    product_id: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int]
+    unit_price: Mapped[Decimal] = mapped_column(Money)

@@ -1,0 +1,167 @@
+import logging
+from datetime import timedelta
+
+from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy
+from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from common.db import Database, utcnow
+from common.entrypoints import config_timer, rpc
+from common.errors import Conflict, NotFound, PaymentRequired
+from common.events import EventPublisher, handle_event
+from common.schemas import load, load_id
+from orders.domain import (
+    AWAITING_PAYMENT, PENDING, merge_lines, next_status, price_lines, total_of)
+from orders.models import Base, Order, OrderLine
+from orders.payments import PaymentDeclined, Payments
+from orders.schemas import (
+    CatalogueProductSchema, ListOrdersSchema, OrderSchema, PlaceOrderSchema,
+    StockReservationFailedSchema, StockReservedSchema)
+
+log = logging.getLogger(__name__)
+
+order_schema = OrderSchema()
+EXPIRY_BATCH = 100
+TRANSITION_ATTEMPTS = 3
+
+
+class OrdersService:
+    name = "orders"
+
+    db = Database(Base)
+    publish = EventPublisher()
+    products = RpcProxy("products")
+    payments = Payments()
+    config = Config()
+
+    @rpc
+    def place_order(self, user_id, items):
+        """Store a ``pending`` order priced from the catalogue and ask inventory
+        to reserve its stock (``stock_reservation_requested``).
+        ``items``: ``[{"product_id": 1, "quantity": 2}]``."""
+        request = load(PlaceOrderSchema(), {"user_id": user_id, "items": items})
+        lines = merge_lines(request["items"])
+        catalogue = CatalogueProductSchema(many=True).load(
+            self.products.get_many([product_id for product_id, _ in lines]))
+        priced = price_lines(lines, catalogue)
+        now = utcnow()
+        order = Order(
+            user_id=request["user_id"], status=PENDING, total=total_of(priced),
+            created_at=now, updated_at=now,
+            lines=[OrderLine(position=position, product_id=line.product_id, name=line.name,
+                             quantity=line.quantity, unit_price=line.unit_price)
+                   for position, line in enumerate(priced)])
+        self.db.session.add(order)
+        self.db.session.commit()
+        self.publish("stock_reservation_requested", {
+            "order_id": order.id,
+            "items": [{"product_id": pid, "quantity": quantity} for pid, quantity in lines]})
+        return order_schema.dump(order)
+
+    @rpc
+    def get_order(self, order_id, user_id=None):
+        """The order; with ``user_id``, only if it is that user's (else not found)."""
+        return order_schema.dump(self._order(order_id, user_id))
+
+    @rpc
+    def list_orders(self, user_id, limit=20, offset=0):
+        """A page of one user's orders, newest first: ``{"items": [...], "total": n}``."""
+        page = load(ListOrdersSchema(), {"user_id": user_id, "limit": limit, "offset": offset})
+        mine = Order.user_id == page["user_id"]
+        total = self.db.session.scalar(select(func.count(Order.id)).where(mine))
+        orders = self.db.session.scalars(
+            select(Order).where(mine).order_by(Order.id.desc())
+            .limit(page["limit"]).offset(page["offset"]))
+        return {"items": order_schema.dump(orders, many=True), "total": total}
+
+    @rpc
+    def pay_order(self, order_id, user_id):
+        """Charge an order awaiting payment; it becomes ``paid`` and ``order_paid``
+        commits its stock. A declined payment leaves it awaiting payment (402)."""
+        order = self._order(order_id, load_id(user_id, "user"))
+        next_status(order.id, order.status, "pay")  # 409 before any charge
+        order_id, total = order.id, order.total
+        # end the read before calling the provider: a slow one must not hold a connection
+        self.db.session.rollback()
+        try:
+            payment_id = self.payments.charge(order_id, total)
+        except PaymentDeclined as exc:
+            raise PaymentRequired(f"Payment for order {order_id} was declined: {exc}") from None
+        try:
+            paid = self._transition(order_id, "pay", payment_id=payment_id)
+        except Conflict:
+            # expired or cancelled while the provider charged: give the money back
+            self.payments.refund(payment_id)
+            raise
+        self.publish("order_paid", {
+            "order_id": paid.id, "total": str(paid.total), "payment_id": payment_id})
+        return order_schema.dump(paid)
+
+    @rpc
+    def cancel_order(self, order_id, user_id):
+        """Cancel a pending or unpaid order; ``order_cancelled`` releases its stock."""
+        self._order(order_id, load_id(user_id, "user"))
+        cancelled = self._transition(order_id, "cancel")
+        self.publish("order_cancelled", {"order_id": cancelled.id, "reason": "cancelled"})
+        return order_schema.dump(cancelled)
+
+    @config_timer("EXPIRY_CHECK_SECONDS")
+    def expire_orders(self):
+        """Orders awaiting payment past their reservation's time become
+        ``expired``, and ``order_cancelled`` returns their stock."""
+        due = self.db.session.scalars(
+            select(Order.id)
+            .where(Order.status == AWAITING_PAYMENT, Order.expires_at <= utcnow())
+            .order_by(Order.expires_at).limit(EXPIRY_BATCH)).all()
+        self.db.session.rollback()
+        for order_id in due:
+            try:
+                self._transition(order_id, "expire")
+            except Conflict:
+                continue  # paid or cancelled since the query
+            log.info("order %s expired", order_id)
+            self.publish("order_cancelled", {"order_id": order_id, "reason": "expired"})
+
+    @handle_event("inventory", "stock_reserved", StockReservedSchema())
+    def on_stock_reserved(self, event):
+        ttl = timedelta(seconds=float(self.config["RESERVATION_TTL_SECONDS"]))
+        self._settle_pending(event["order_id"], "reserve", expires_at=utcnow() + ttl)
+
+    @handle_event("inventory", "stock_reservation_failed", StockReservationFailedSchema())
+    def on_stock_reservation_failed(self, event):
+        self._settle_pending(
+            event["order_id"], "reject", reason=event["reason"], short=event["short"])
+
+    def _settle_pending(self, order_id, action, **fields):
+        """Inventory's answer moves a pending order on. An answer delivered
+        twice, or for an order cancelled meanwhile, changes nothing."""
+        try:
+            self._transition(order_id, action, **fields)
+        except Conflict as exc:
+            log.info("order %s: %s ignored: %s", order_id, action, exc)
+        except NotFound:
+            log.warning("order %s: %s for an unknown order", order_id, action)
+
+    def _order(self, order_id, user_id=None):
+        """The order, fresh from the database; not found for another user's."""
+        order = self.db.session.get(
+            Order, load_id(order_id, "order"), populate_existing=True)
+        if order is None or (user_id is not None and order.user_id != user_id):
+            raise NotFound.entity("order", order_id)
+        return order
+
+    def _transition(self, order_id, action, **fields):
+        """Apply ``action`` and commit, only if the order did not change
+        since it was read; if it did, read it again and decide again."""
+        for _attempt in range(TRANSITION_ATTEMPTS):
+            order = self._order(order_id)
+            order.apply(action, utcnow())
+            for name, value in fields.items():
+                setattr(order, name, value)
+            try:
+                self.db.session.commit()
+                return order
+            except StaleDataError:
+                self.db.session.rollback()
+        raise Conflict(f"Order {order_id} is changing; try again", "order_busy")

@@ -1,0 +1,195 @@
+"""The orders service's logic, with worker_factory and a real database."""
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy import update
+
+from common.db import utcnow
+from common.errors import Conflict, InvalidInput, NotFound, PaymentRequired
+from common.events import envelope
+from orders.models import Order
+from orders.payments import PaymentDeclined
+from orders.service import OrdersService
+
+CATALOGUE = [{"id": 1, "name": "Cup", "price": "2.50", "description": ""},
+             {"id": 2, "name": "Pot", "price": "19.99", "description": ""}]
+ALICE, BOB = 10, 11
+
+
+@pytest.fixture
+def service(db):
+    service = worker_factory(
+        OrdersService, db=db("orders"), config={"RESERVATION_TTL_SECONDS": 900})
+    service.products.get_many.side_effect = lambda ids: [p for p in CATALOGUE if p["id"] in ids]
+    service.payments.charge.return_value = "pay_1"
+    return service
+
+
+def inventory_event(event_type, **data):
+    return envelope("inventory", event_type, data)
+
+
+def reserved(service, order):
+    service.on_stock_reserved(inventory_event("stock_reserved", order_id=order["id"]))
+    return service.get_order(order["id"])
+
+
+def test_an_order_is_priced_from_one_catalogue_call_and_asks_for_its_stock(service):
+    order = service.place_order(ALICE, [
+        {"product_id": 2, "quantity": 1}, {"product_id": 1, "quantity": 2},
+        {"product_id": 2, "quantity": 2}])
+    service.products.get_many.assert_called_once_with([2, 1])
+    assert order["status"] == "pending" and order["user_id"] == ALICE
+    assert order["items"] == [
+        {"product_id": 2, "name": "Pot", "quantity": 3, "unit_price": "19.99"},
+        {"product_id": 1, "name": "Cup", "quantity": 2, "unit_price": "2.50"}]
+    assert order["total"] == "64.97"
+    service.publish.assert_called_once_with("stock_reservation_requested", {
+        "order_id": order["id"],
+        "items": [{"product_id": 2, "quantity": 3}, {"product_id": 1, "quantity": 2}]})
+
+
+@pytest.mark.parametrize("items", [
+    [], [{"product_id": 1, "quantity": 0}], [{"product_id": 1}],
+    [{"product_id": 1, "quantity": 1.0}], [{"product_id": 1, "quantity": 1}] * 51])
+def test_invalid_items_are_refused_before_anything_is_stored(service, items):
+    with pytest.raises(InvalidInput):
+        service.place_order(ALICE, items)
+    service.publish.assert_not_called()
+    assert service.list_orders(ALICE)["total"] == 0
+
+
+def test_an_unknown_product_is_refused_and_named(service):
+    with pytest.raises(InvalidInput) as refused:
+        service.place_order(ALICE, [{"product_id": 1, "quantity": 1},
+                                    {"product_id": 5, "quantity": 1}])
+    assert "5" in str(refused.value)
+    service.publish.assert_not_called()
+
+
+def test_reserved_stock_makes_the_order_payable_once_however_often_it_is_told(service):
+    order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
+    first = reserved(service, order)
+    again = reserved(service, order)
+    assert first["status"] == again["status"] == "awaiting_payment"
+    assert first["expires_at"] == again["expires_at"]
+    expires_at = datetime.fromisoformat(first["expires_at"])
+    assert timedelta(seconds=890) < expires_at - utcnow() <= timedelta(seconds=900)
+
+
+def test_a_failed_reservation_rejects_the_order_with_its_reason(service):
+    order = service.place_order(ALICE, [{"product_id": 1, "quantity": 3}])
+    short = [{"product_id": 1, "requested": 3, "available": 1}]
+    event = inventory_event("stock_reservation_failed", order_id=order["id"],
+                            reason="insufficient_stock", short=short)
+    service.on_stock_reservation_failed(event)
+    service.on_stock_reservation_failed(event)
+    rejected = service.get_order(order["id"])
+    assert (rejected["status"], rejected["reason"], rejected["short"]) == (
+        "rejected", "insufficient_stock", short)
+
+
+def test_an_answer_for_a_cancelled_order_changes_nothing(service):
+    order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
+    service.cancel_order(order["id"], ALICE)
+    assert reserved(service, order)["status"] == "cancelled"
+
+
+def test_an_invalid_event_is_not_handled(service):
+    order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
+    service.on_stock_reserved(inventory_event("stock_reserved", order_id="x"))
+    service.on_stock_reserved({"data": {"order_id": order["id"]}})  # no envelope
+    assert service.get_order(order["id"])["status"] == "pending"
+
+
+def test_paying_charges_the_total_and_announces_it(service):
+    order = reserved(service, service.place_order(ALICE, [{"product_id": 2, "quantity": 2}]))
+    service.publish.reset_mock()
+    paid = service.pay_order(order["id"], ALICE)
+    assert paid["status"] == "paid"
+    service.payments.charge.assert_called_once_with(order["id"], Decimal("39.98"))
+    service.publish.assert_called_once_with(
+        "order_paid", {"order_id": order["id"], "total": "39.98", "payment_id": "pay_1"})
+
+
+def test_a_declined_payment_leaves_the_order_awaiting_payment(service):
+    order = reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
+    service.payments.charge.side_effect = PaymentDeclined("card expired")
+    with pytest.raises(PaymentRequired) as declined:
+        service.pay_order(order["id"], ALICE)
+    assert "card expired" in str(declined.value)
+    assert service.get_order(order["id"])["status"] == "awaiting_payment"
+
+
+def test_an_order_cannot_be_paid_before_its_stock_is_reserved(service):
+    order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
+    with pytest.raises(Conflict) as refused:
+        service.pay_order(order["id"], ALICE)
+    assert "pending" in str(refused.value)
+    service.payments.charge.assert_not_called()
+
+
+def test_a_payment_that_loses_the_race_with_expiry_is_refunded(service):
+    order = reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
+
+    def charge_while_the_order_expires(order_id, amount):
+        session = service.db.session
+        session.execute(update(Order).where(Order.id == order_id)
+                        .values(status="expired", version=Order.version + 1))
+        session.commit()
+        return "pay_2"
+
+    service.payments.charge.side_effect = charge_while_the_order_expires
+    with pytest.raises(Conflict):
+        service.pay_order(order["id"], ALICE)
+    service.payments.refund.assert_called_once_with("pay_2")
+    assert service.get_order(order["id"])["status"] == "expired"
+
+
+def test_another_users_order_is_not_found(service):
+    order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
+    for call in (lambda: service.get_order(order["id"], BOB),
+                 lambda: service.pay_order(order["id"], BOB),
+                 lambda: service.cancel_order(order["id"], BOB)):
+        with pytest.raises(NotFound):
+            call()
+    assert service.get_order(order["id"])["id"] == order["id"]  # an admin's view
+
+
+def test_cancelling_announces_it_and_cannot_happen_twice(service):
+    order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
+    service.publish.reset_mock()
+    assert service.cancel_order(order["id"], ALICE)["status"] == "cancelled"
+    service.publish.assert_called_once_with(
+        "order_cancelled", {"order_id": order["id"], "reason": "cancelled"})
+    with pytest.raises(Conflict):
+        service.cancel_order(order["id"], ALICE)
+
+
+def test_only_orders_past_their_time_expire(service):
+    due = reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
+    fresh = reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
+    session = service.db.session
+    session.execute(update(Order).where(Order.id == due["id"])
+                    .values(expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+    service.publish.reset_mock()
+
+    service.expire_orders()
+    service.expire_orders()
+
+    assert service.get_order(due["id"])["status"] == "expired"
+    assert service.get_order(fresh["id"])["status"] == "awaiting_payment"
+    service.publish.assert_called_once_with(
+        "order_cancelled", {"order_id": due["id"], "reason": "expired"})
+
+
+def test_own_orders_are_listed_newest_first(service):
+    ids = [service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])["id"]
+           for _ in range(3)]
+    service.place_order(BOB, [{"product_id": 1, "quantity": 1}])
+    page = service.list_orders(ALICE, limit=2, offset=0)
+    assert [order["id"] for order in page["items"]] == ids[::-1][:2]
+    assert page["total"] == 3
