@@ -19,7 +19,7 @@ class RequestAuth:
     def admin(self, request):
         """The claims of an admin's bearer token: 401 without one, 403 for a customer."""
         claims = self.user(request)
-        if claims.role != "admin":
+        if not claims.is_admin:
             raise Forbidden("Only an admin may do this", "admin_only")
         return claims
 

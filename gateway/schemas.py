@@ -2,7 +2,7 @@
 rules again; these are the API's contract."""
 from marshmallow import Schema, fields, validate
 
-from common.schemas import price_field
+from common.schemas import id_field, price_field
 
 
 class RegisterBody(Schema):
@@ -26,3 +26,18 @@ class ProductPatchBody(ProductBody):
     def __init__(self, **kwargs):
         super().__init__(partial=True, **kwargs)
 
+
+
+class StockQuantityBody(Schema):
+    quantity = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
+
+
+class OrderItemBody(Schema):
+    product_id = id_field(required=True)
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
+
+
+class OrderBody(Schema):
+    items = fields.List(fields.Nested(OrderItemBody), required=True,
+                        validate=validate.Length(min=1, max=50))

@@ -3,9 +3,11 @@ from nameko.rpc import RpcProxy
 from common.schemas import PageSchema
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
-from gateway.schemas import LoginBody, ProductBody, ProductPatchBody, RegisterBody
+from gateway.schemas import (
+    LoginBody, OrderBody, ProductBody, ProductPatchBody, RegisterBody, StockQuantityBody)
 
 PRODUCT_ID = "<int:product_id>"
+ORDER_ID = "<int:order_id>"
 
 
 class GatewayService:
@@ -13,6 +15,8 @@ class GatewayService:
 
     users = RpcProxy("users")
     products = RpcProxy("products")
+    inventory = RpcProxy("inventory")
+    orders = RpcProxy("orders")
     auth = Auth()
 
     @http("POST", "/register")
@@ -59,3 +63,50 @@ class GatewayService:
         self.auth.admin(request)
         self.products.delete(product_id)
         return empty_response(204)
+
+    @http("GET", f"/inventory/{PRODUCT_ID}")
+    def get_stock(self, request, product_id):
+        return json_response(200, self.inventory.get_stock(product_id))
+
+    @http("POST", f"/inventory/{PRODUCT_ID}")
+    def add_stock(self, request, product_id):
+        self.auth.admin(request)
+        body = load_body(request, StockQuantityBody())
+        self.products.get(product_id)  # 404 for a product the catalogue does not have
+        return json_response(200, self.inventory.add_stock(product_id, body["quantity"]))
+
+    @http("DELETE", f"/inventory/{PRODUCT_ID}")
+    def remove_stock(self, request, product_id):
+        self.auth.admin(request)
+        body = load_body(request, StockQuantityBody())
+        return json_response(200, self.inventory.remove_stock(product_id, body["quantity"]))
+
+    @http("POST", "/orders")
+    def place_order(self, request):
+        claims = self.auth.user(request)
+        body = load_body(request, OrderBody())
+        return json_response(202, self.orders.place_order(claims.user_id, body["items"]))
+
+    @http("GET", "/orders")
+    def list_orders(self, request):
+        claims = self.auth.user(request)
+        page = load_query(request, PageSchema())
+        listing = self.orders.list_orders(claims.user_id, **page)
+        return json_response(200, {**listing, **page})
+
+    @http("GET", f"/orders/{ORDER_ID}")
+    def get_order(self, request, order_id):
+        claims = self.auth.user(request)
+        # an admin sees any order; anyone else only their own, and 404 for the rest
+        owner = None if claims.is_admin else claims.user_id
+        return json_response(200, self.orders.get_order(order_id, owner))
+
+    @http("POST", f"/orders/{ORDER_ID}/pay")
+    def pay_order(self, request, order_id):
+        claims = self.auth.user(request)
+        return json_response(200, self.orders.pay_order(order_id, claims.user_id))
+
+    @http("POST", f"/orders/{ORDER_ID}/cancel")
+    def cancel_order(self, request, order_id):
+        claims = self.auth.user(request)
+        return json_response(200, self.orders.cancel_order(order_id, claims.user_id))

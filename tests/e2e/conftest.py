@@ -1,9 +1,15 @@
+import time
+from collections import Counter
+
 import pytest
 import requests
 from nameko.testing.services import entrypoint_waiter
 from nameko.testing.utils import get_container
+from sqlalchemy import text
 
 from gateway.service import GatewayService
+from inventory.service import InventoryService
+from orders.service import OrdersService
 from products.service import ProductsService
 from users.service import UsersService
 
@@ -13,9 +19,13 @@ ADMIN = {"USERNAME": "admin", "PASSWORD": "admin-password", "EMAIL": "admin@exam
 class Api:
     """requests against the running gateway, with the JSON error shape checked on every answer."""
 
-    def __init__(self, base_url):
+    def __init__(self, base_url, database_engines):
         self.base_url = base_url
         self.session = requests.Session()
+        self.database_engines = database_engines
+        # units each product was restocked with and written off, through the API
+        self.restocked = Counter()
+        self.written_off = Counter()
 
     def call(self, method, path, token=None, **kwargs):
         headers = kwargs.pop("headers", {})
@@ -43,13 +53,84 @@ class Api:
     def admin_token(self):
         return self.token(ADMIN["USERNAME"], ADMIN["PASSWORD"])
 
+    def product(self, admin, name="Moka pot", price="34.90"):
+        response = self.call("POST", "/products", token=admin, json={"name": name, "price": price})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def restock(self, admin, product_id, quantity):
+        response = self.call("POST", f"/inventory/{product_id}", token=admin,
+                             json={"quantity": quantity})
+        if response.status_code == 200:
+            self.restocked[product_id] += quantity
+        return response
+
+    def write_off(self, admin, product_id, quantity):
+        response = self.call("DELETE", f"/inventory/{product_id}", token=admin,
+                             json={"quantity": quantity})
+        if response.status_code == 200:
+            self.written_off[product_id] += quantity
+        return response
+
+    def stock(self, product_id):
+        response = self.call("GET", f"/inventory/{product_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def place(self, token, *lines):
+        """``place(token, (product_id, quantity), ...)``: the 202 answer's order."""
+        response = self.call("POST", "/orders", token=token, json={
+            "items": [{"product_id": p, "quantity": q} for p, q in lines]})
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def settled(self, token, order_id, timeout=10):
+        """The order once inventory has answered for it (no longer pending)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            order = self.call("GET", f"/orders/{order_id}", token=token).json()
+            if order["status"] != "pending" or time.monotonic() > deadline:
+                return order
+            time.sleep(0.05)
+
+    def assert_stock_invariants(self):
+        """For every product: 0 <= reserved <= on_hand; units are conserved
+        (restocked - written off = on_hand + sold); and what is reserved is
+        exactly what the orders awaiting payment hold. Call it once the
+        orders have settled."""
+        with self.database_engines["inventory"].connect() as connection:
+            stock = {row.product_id: row for row in connection.execute(
+                text("SELECT product_id, on_hand, reserved FROM stock"))}
+        with self.database_engines["orders"].connect() as connection:
+            held = Counter()
+            for row in connection.execute(text(
+                    "SELECT o.status, l.product_id, l.quantity FROM orders o "
+                    "JOIN order_lines l ON l.order_id = o.id")):
+                held[(row.status, row.product_id)] += row.quantity
+        assert not any(status == "pending" for status, _ in held), "orders stuck pending"
+        for product_id in set(stock) | set(self.restocked):
+            row = stock[product_id]
+            assert 0 <= row.reserved <= row.on_hand, (product_id, row)
+            sold = held[("paid", product_id)]
+            assert self.restocked[product_id] - self.written_off[product_id] == row.on_hand + sold
+            assert row.reserved == held[("awaiting_payment", product_id)], (product_id, row)
+
 
 @pytest.fixture
-def api(runner_factory, shop_config):
-    """Users, products and the gateway running against the real broker and databases."""
-    shop_config["ADMIN"] = ADMIN
-    runner = runner_factory(shop_config, UsersService, ProductsService, GatewayService)
+def settings():
+    """Settings a test changes in config.yaml, by parametrizing this fixture:
+    ``@pytest.mark.parametrize("settings", [{"RESERVATION_TTL_SECONDS": 1}])``."""
+    return {}
+
+
+@pytest.fixture
+def api(runner_factory, shop_config, database_engines, settings):
+    """All five services running against the real broker and databases."""
+    shop_config.update(ADMIN=ADMIN, **settings)
+    runner = runner_factory(
+        shop_config, UsersService, ProductsService, InventoryService, OrdersService,
+        GatewayService)
     # the users service creates the admin in a worker right after it starts
     with entrypoint_waiter(get_container(runner, UsersService), "ensure_admin", timeout=10):
         runner.start()
-    return Api(f"http://{shop_config['WEB_SERVER_ADDRESS']}")
+    return Api(f"http://{shop_config['WEB_SERVER_ADDRESS']}", database_engines)
