@@ -1,7 +1,9 @@
-"""Create a few products, so a new shop has something to show (``make demo-data``).
+"""Create a few products with stock, so a new shop has something to show
+(``make demo-data``).
 
 Idempotent: a product whose name is already in the catalogue is not created
-again. The services must be running (``make run`` in another terminal).
+(or restocked) again. The services must be running (``make run`` in another
+terminal).
 """
 import argparse
 import sys
@@ -11,6 +13,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.config import DEFAULT_CONFIG_PATH, load_config
 
+DEMO_STOCK = 25
 DEMO_PRODUCTS = [
     {"name": "Espresso cup", "price": "7.50", "description": "Porcelain, 80 ml."},
     {"name": "Pour-over kettle", "price": "39.00", "description": "Gooseneck, 1 litre."},
@@ -30,6 +33,19 @@ def catalogue_names(products):
             return names
 
 
+def load_demo_data(rpc):
+    """Create the demo products missing from the catalogue; one line per product."""
+    existing = catalogue_names(rpc.products)
+    for product in DEMO_PRODUCTS:
+        if product["name"] in existing:
+            yield f"exists:  {product['name']}"
+        else:
+            created = rpc.products.create(**product)
+            rpc.inventory.add_stock(created["id"], DEMO_STOCK)
+            yield (f"created: {created['name']} (id {created['id']}, {created['price']}, "
+                   f"{DEMO_STOCK} in stock)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=DEFAULT_CONFIG_PATH)
@@ -37,15 +53,10 @@ def main(argv=None):
     config = load_config(args.config)
     try:
         with ClusterRpcProxy(config, timeout=10) as rpc:
-            existing = catalogue_names(rpc.products)
-            for product in DEMO_PRODUCTS:
-                if product["name"] in existing:
-                    print(f"exists:  {product['name']}")
-                else:
-                    created = rpc.products.create(**product)
-                    print(f"created: {created['name']} (id {created['id']}, {created['price']})")
+            for line in load_demo_data(rpc):
+                print(line)
     except RpcTimeout:
-        sys.exit("Error: the products service did not answer. Is `make run` running?")
+        sys.exit("Error: the shop's services did not answer. Is `make run` running?")
 
 
 if __name__ == "__main__":
