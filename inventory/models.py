@@ -4,6 +4,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.db import UtcDateTime
+from common.outbox import OutboxMessageMixin
 
 
 class Base(DeclarativeBase):
@@ -60,3 +61,9 @@ class ReservationLine(Base):
         ForeignKey("reservations.order_id", ondelete="CASCADE"), primary_key=True)
     product_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     quantity: Mapped[int]
+
+
+class OutboxMessage(OutboxMessageMixin, Base):
+    """Events waiting to be published (common.outbox)."""
+
+    __tablename__ = "outbox"

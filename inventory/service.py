@@ -2,11 +2,12 @@ import logging
 
 from common.db import Database
 from common.entrypoints import rpc
-from common.events import EventPublisher, handle_event
+from common.events import handle_event
+from common.outbox import Outbox
 from common.schemas import load, load_id
 from inventory import stock
 from inventory.domain import COMMITTED, RELEASED, answer
-from inventory.models import Base
+from inventory.models import Base, OutboxMessage
 from inventory.schemas import (
     OrderEventSchema, ProductCreatedSchema, ProductIdsSchema, ReservationRequestSchema,
     StockChangeSchema, StockSchema)
@@ -20,7 +21,7 @@ class InventoryService:
     name = "inventory"
 
     db = Database(Base)
-    publish = EventPublisher()
+    outbox = Outbox(OutboxMessage)
 
     @rpc
     def get_stock(self, product_id):
@@ -62,7 +63,8 @@ class InventoryService:
         if reply is None:
             log.info("order %s was cancelled before its reservation request", request["order_id"])
         else:
-            self.publish(*reply)
+            self.outbox.add(*reply)
+        self.db.session.commit()
 
     @handle_event("orders", "order_paid", OrderEventSchema())
     def on_order_paid(self, event):

@@ -73,6 +73,8 @@ def reserve(session, order_id, lines):
 
     Returns the order's :class:`Reservation`: the one made now, or the one
     an earlier delivery of the same request made (nothing is reserved twice).
+    The change is flushed, not committed: the caller commits it together
+    with its answer.
     """
     existing = session.get(Reservation, order_id)
     if existing is not None:
@@ -93,7 +95,7 @@ def reserve(session, order_id, lines):
             session.rollback()
             _record(session, order_id, FAILED, lines,
                     reason=INSUFFICIENT_STOCK, short=shortages_as_data(shortages))
-        session.commit()
+            session.flush()
     except IntegrityError:
         session.rollback()
         existing = session.get(Reservation, order_id)

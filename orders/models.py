@@ -5,6 +5,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.db import Money, UtcDateTime
+from common.outbox import OutboxMessageMixin
 from orders.domain import next_status
 
 
@@ -64,3 +65,9 @@ class OrderLine(Base):
     name: Mapped[str] = mapped_column(String(200))
     quantity: Mapped[int]
     unit_price: Mapped[Decimal] = mapped_column(Money)
+
+
+class OutboxMessage(OutboxMessageMixin, Base):
+    """Events waiting to be published (common.outbox)."""
+
+    __tablename__ = "outbox"

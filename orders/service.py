@@ -9,11 +9,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from common.db import Database, utcnow
 from common.entrypoints import config_timer, rpc
 from common.errors import Conflict, NotFound, PaymentRequired
-from common.events import EventPublisher, handle_event
+from common.events import handle_event
+from common.outbox import Outbox
 from common.schemas import load, load_id
 from orders.domain import (
     AWAITING_PAYMENT, PENDING, merge_lines, next_status, price_lines, total_of)
-from orders.models import Base, Order, OrderLine
+from orders.models import Base, Order, OrderLine, OutboxMessage
 from orders.payments import PaymentDeclined, Payments
 from orders.schemas import (
     CatalogueProductSchema, ListOrdersSchema, OrderSchema, PlaceOrderSchema,
@@ -30,7 +31,7 @@ class OrdersService:
     name = "orders"
 
     db = Database(Base)
-    publish = EventPublisher()
+    outbox = Outbox(OutboxMessage)
     products = RpcProxy("products")
     payments = Payments()
     config = Config()
@@ -53,10 +54,11 @@ class OrdersService:
                              quantity=line.quantity, unit_price=line.unit_price)
                    for position, line in enumerate(priced)])
         self.db.session.add(order)
-        self.db.session.commit()
-        self.publish("stock_reservation_requested", {
+        self.db.session.flush()  # assigns the id
+        self.outbox.add("stock_reservation_requested", {
             "order_id": order.id,
             "items": [{"product_id": pid, "quantity": quantity} for pid, quantity in lines]})
+        self.db.session.commit()
         return order_schema.dump(order)
 
     @rpc
@@ -89,22 +91,20 @@ class OrdersService:
         except PaymentDeclined as exc:
             raise PaymentRequired(f"Payment for order {order_id} was declined: {exc}") from None
         try:
-            paid = self._transition(order_id, "pay", payment_id=payment_id)
+            paid = self._transition(order_id, "pay", lambda order: ("order_paid", {
+                "order_id": order.id, "total": str(order.total), "payment_id": payment_id,
+            }), payment_id=payment_id)
         except Conflict:
             # expired or cancelled while the provider charged: give the money back
             self.payments.refund(payment_id)
             raise
-        self.publish("order_paid", {
-            "order_id": paid.id, "total": str(paid.total), "payment_id": payment_id})
         return order_schema.dump(paid)
 
     @rpc
     def cancel_order(self, order_id, user_id):
         """Cancel a pending or unpaid order; ``order_cancelled`` releases its stock."""
         self._order(order_id, load_id(user_id, "user"))
-        cancelled = self._transition(order_id, "cancel")
-        self.publish("order_cancelled", {"order_id": cancelled.id, "reason": "cancelled"})
-        return order_schema.dump(cancelled)
+        return order_schema.dump(self._transition(order_id, "cancel", cancellation("cancelled")))
 
     @config_timer("EXPIRY_CHECK_SECONDS")
     def expire_orders(self):
@@ -117,27 +117,26 @@ class OrdersService:
         self.db.session.rollback()
         for order_id in due:
             try:
-                self._transition(order_id, "expire")
+                self._transition(order_id, "expire", cancellation("expired"))
             except Conflict:
                 continue  # paid or cancelled since the query
             log.info("order %s expired", order_id)
-            self.publish("order_cancelled", {"order_id": order_id, "reason": "expired"})
 
     @handle_event("inventory", "stock_reserved", StockReservedSchema())
     def on_stock_reserved(self, event):
         ttl = timedelta(seconds=float(self.config["RESERVATION_TTL_SECONDS"]))
-        self._settle_pending(event["order_id"], "reserve", expires_at=utcnow() + ttl)
+        self._settle_pending(event["order_id"], "reserve", None, expires_at=utcnow() + ttl)
 
     @handle_event("inventory", "stock_reservation_failed", StockReservationFailedSchema())
     def on_stock_reservation_failed(self, event):
         self._settle_pending(
-            event["order_id"], "reject", reason=event["reason"], short=event["short"])
+            event["order_id"], "reject", None, reason=event["reason"], short=event["short"])
 
-    def _settle_pending(self, order_id, action, **fields):
+    def _settle_pending(self, order_id, action, announce, **fields):
         """Inventory's answer moves a pending order on. An answer delivered
         twice, or for an order cancelled meanwhile, changes nothing."""
         try:
-            self._transition(order_id, action, **fields)
+            self._transition(order_id, action, announce, **fields)
         except Conflict as exc:
             log.info("order %s: %s ignored: %s", order_id, action, exc)
         except NotFound:
@@ -151,17 +150,26 @@ class OrdersService:
             raise NotFound.entity("order", order_id)
         return order
 
-    def _transition(self, order_id, action, **fields):
+    def _transition(self, order_id, action, announce=None, **fields):
         """Apply ``action`` and commit, only if the order did not change
-        since it was read; if it did, read it again and decide again."""
+        since it was read; if it did, read it again and decide again.
+        ``announce(order)`` names the event that goes out with the change:
+        ``(event_type, data)``, written to the outbox in the same transaction."""
         for _attempt in range(TRANSITION_ATTEMPTS):
             order = self._order(order_id)
             order.apply(action, utcnow())
             for name, value in fields.items():
                 setattr(order, name, value)
+            if announce is not None:
+                self.outbox.add(*announce(order))
             try:
                 self.db.session.commit()
                 return order
             except StaleDataError:
                 self.db.session.rollback()
         raise Conflict(f"Order {order_id} is changing; try again", "order_busy")
+
+
+def cancellation(reason):
+    """``announce`` for a cancelled or expired order: inventory releases its stock."""
+    return lambda order: ("order_cancelled", {"order_id": order.id, "reason": reason})

@@ -65,7 +65,7 @@ def test_a_reservation_takes_every_line_and_is_answered(service):
     service.add_stock(2, 1)
     service.on_stock_reservation_requested(request(7, (1, 5), (2, 1)))
     assert service.get_stocks([1, 2]) == [stock(1, 5, 5), stock(2, 1, 1)]
-    service.publish.assert_called_once_with("stock_reserved", {"order_id": 7})
+    service.outbox.add.assert_called_once_with("stock_reserved", {"order_id": 7})
 
 
 def test_a_reservation_takes_nothing_when_any_line_is_short(service):
@@ -73,7 +73,7 @@ def test_a_reservation_takes_nothing_when_any_line_is_short(service):
     service.add_stock(2, 1)
     service.on_stock_reservation_requested(request(7, (1, 2), (2, 3), (3, 1)))
     assert service.get_stocks([1, 2, 3]) == [stock(1, 5, 0), stock(2, 1, 0), stock(3, 0, 0)]
-    service.publish.assert_called_once_with("stock_reservation_failed", {
+    service.outbox.add.assert_called_once_with("stock_reservation_failed", {
         "order_id": 7, "reason": "insufficient_stock",
         "short": [{"product_id": 2, "requested": 3, "available": 1},
                   {"product_id": 3, "requested": 1, "available": 0}]})
@@ -84,7 +84,7 @@ def test_a_redelivered_request_reserves_once_and_is_answered_again(service):
     service.on_stock_reservation_requested(request(7, (1, 2)))
     service.on_stock_reservation_requested(request(7, (1, 2)))
     assert service.get_stock(1) == stock(1, 5, 2)
-    assert [c.args for c in service.publish.call_args_list] == [
+    assert [c.args for c in service.outbox.add.call_args_list] == [
         ("stock_reserved", {"order_id": 7})] * 2
 
 
@@ -93,7 +93,7 @@ def test_a_redelivered_failed_request_is_answered_the_same_way_even_after_a_rest
     service.add_stock(1, 5)
     service.on_stock_reservation_requested(request(7, (1, 2)))
     assert service.get_stock(1) == stock(1, 5, 0)
-    first, second = service.publish.call_args_list
+    first, second = service.outbox.add.call_args_list
     assert first == second and first.args[0] == "stock_reservation_failed"
 
 
@@ -120,7 +120,7 @@ def test_a_request_arriving_after_its_orders_cancellation_reserves_nothing(servi
     service.on_order_cancelled(order_event("order_cancelled", 7))
     service.on_stock_reservation_requested(request(7, (1, 2)))
     assert service.get_stock(1) == stock(1, 5, 0)
-    service.publish.assert_not_called()
+    service.outbox.add.assert_not_called()
 
 
 def test_write_off_never_goes_below_reserved(service):
@@ -138,4 +138,4 @@ def test_invalid_requests_are_not_handled(service):
     service.on_stock_reservation_requested(request(8))  # no lines
     service.on_stock_reservation_requested(request(9, (1, 0)))
     assert service.get_stock(1) == stock(1, 5, 0)
-    service.publish.assert_not_called()
+    service.outbox.add.assert_not_called()

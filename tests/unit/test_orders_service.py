@@ -46,7 +46,7 @@ def test_an_order_is_priced_from_one_catalogue_call_and_asks_for_its_stock(servi
         {"product_id": 2, "name": "Pot", "quantity": 3, "unit_price": "19.99"},
         {"product_id": 1, "name": "Cup", "quantity": 2, "unit_price": "2.50"}]
     assert order["total"] == "64.97"
-    service.publish.assert_called_once_with("stock_reservation_requested", {
+    service.outbox.add.assert_called_once_with("stock_reservation_requested", {
         "order_id": order["id"],
         "items": [{"product_id": 2, "quantity": 3}, {"product_id": 1, "quantity": 2}]})
 
@@ -57,7 +57,7 @@ def test_an_order_is_priced_from_one_catalogue_call_and_asks_for_its_stock(servi
 def test_invalid_items_are_refused_before_anything_is_stored(service, items):
     with pytest.raises(InvalidInput):
         service.place_order(ALICE, items)
-    service.publish.assert_not_called()
+    service.outbox.add.assert_not_called()
     assert service.list_orders(ALICE)["total"] == 0
 
 
@@ -66,7 +66,7 @@ def test_an_unknown_product_is_refused_and_named(service):
         service.place_order(ALICE, [{"product_id": 1, "quantity": 1},
                                     {"product_id": 5, "quantity": 1}])
     assert "5" in str(refused.value)
-    service.publish.assert_not_called()
+    service.outbox.add.assert_not_called()
 
 
 def test_reserved_stock_makes_the_order_payable_once_however_often_it_is_told(service):
@@ -106,11 +106,11 @@ def test_an_invalid_event_is_not_handled(service):
 
 def test_paying_charges_the_total_and_announces_it(service):
     order = reserved(service, service.place_order(ALICE, [{"product_id": 2, "quantity": 2}]))
-    service.publish.reset_mock()
+    service.outbox.add.reset_mock()
     paid = service.pay_order(order["id"], ALICE)
     assert paid["status"] == "paid"
     service.payments.charge.assert_called_once_with(order["id"], Decimal("39.98"))
-    service.publish.assert_called_once_with(
+    service.outbox.add.assert_called_once_with(
         "order_paid", {"order_id": order["id"], "total": "39.98", "payment_id": "pay_1"})
 
 
@@ -160,9 +160,9 @@ def test_another_users_order_is_not_found(service):
 
 def test_cancelling_announces_it_and_cannot_happen_twice(service):
     order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
-    service.publish.reset_mock()
+    service.outbox.add.reset_mock()
     assert service.cancel_order(order["id"], ALICE)["status"] == "cancelled"
-    service.publish.assert_called_once_with(
+    service.outbox.add.assert_called_once_with(
         "order_cancelled", {"order_id": order["id"], "reason": "cancelled"})
     with pytest.raises(Conflict):
         service.cancel_order(order["id"], ALICE)
@@ -175,14 +175,14 @@ def test_only_orders_past_their_time_expire(service):
     session.execute(update(Order).where(Order.id == due["id"])
                     .values(expires_at=utcnow() - timedelta(seconds=1)))
     session.commit()
-    service.publish.reset_mock()
+    service.outbox.add.reset_mock()
 
     service.expire_orders()
     service.expire_orders()
 
     assert service.get_order(due["id"])["status"] == "expired"
     assert service.get_order(fresh["id"])["status"] == "awaiting_payment"
-    service.publish.assert_called_once_with(
+    service.outbox.add.assert_called_once_with(
         "order_cancelled", {"order_id": due["id"], "reason": "expired"})
 
 

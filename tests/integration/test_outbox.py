@@ -1,0 +1,95 @@
+"""The outbox against the real broker and database: an event leaves only with
+its transaction's commit, and waits, without being lost, for a queue to exist."""
+import pytest
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
+from nameko.testing.utils import get_container
+from sqlalchemy import select
+
+from common.db import Database, session_factory
+from common.outbox import Outbox
+from inventory.service import InventoryService
+from orders.models import Base, OutboxMessage
+from orders.service import OrdersService
+from products.service import ProductsService
+from tests.helpers import event_recorder, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Announcer:
+    """Writes an ``order_paid`` event to the orders database's outbox."""
+
+    name = "orders"
+    db = Database(Base)
+    outbox = Outbox(OutboxMessage, poll_seconds=0.1)
+
+    @rpc
+    def announce(self, order_id, commit):
+        self.outbox.add("order_paid", {"order_id": order_id})
+        if commit:
+            self.db.session.commit()
+        else:
+            self.db.session.rollback()
+
+
+def outbox_rows(database_engines):
+    with session_factory(database_engines["orders"])() as session:
+        return session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+
+
+@pytest.fixture
+def recorder(container_factory, shop_config):
+    Recorder, received = event_recorder(("orders", "order_paid"))
+    container = container_factory(Recorder, shop_config)
+    container.start()
+    container.received = received
+    return container
+
+
+def test_an_event_is_published_with_its_commit_and_never_without(
+        container_factory, shop_config, recorder, database_engines):
+    container_factory(Announcer, shop_config).start()
+    with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
+        orders.announce(1, commit=False)
+        with entrypoint_waiter(recorder, "on_order_paid", timeout=10):
+            orders.announce(2, commit=True)
+
+    assert [envelope["data"] for _, envelope in recorder.received] == [{"order_id": 2}]
+    [row] = outbox_rows(database_engines)
+    assert row.payload["data"] == {"order_id": 2} and row.sent_at is not None
+
+
+def test_an_event_with_no_queue_waits_for_one(
+        container_factory, shop_config, database_engines):
+    container_factory(Announcer, shop_config).start()
+    with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
+        orders.announce(3, commit=True)
+    wait_for(lambda: outbox_rows(database_engines)[0].attempts >= 1)
+    [row] = outbox_rows(database_engines)
+    assert row.sent_at is None and row.last_error == "no queue is bound for order_paid"
+
+    Recorder, received = event_recorder(("orders", "order_paid"))
+    recorder = container_factory(Recorder, shop_config)
+    with entrypoint_waiter(recorder, "on_order_paid", timeout=15):
+        recorder.start()
+    assert [envelope["data"] for _, envelope in received] == [{"order_id": 3}]
+    wait_for(lambda: outbox_rows(database_engines)[0].sent_at is not None)
+
+
+def test_orders_placed_before_inventory_ever_ran_are_reserved_when_it_starts(
+        runner_factory, container_factory, shop_config):
+    runner = runner_factory(shop_config, ProductsService, OrdersService)
+    runner.start()
+    with ServiceRpcProxy("products", shop_config, timeout=10) as products:
+        product = products.create(name="Cup", price="2.00")
+    with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
+        order = orders.place_order(3, [{"product_id": product["id"], "quantity": 1}])
+
+        inventory = container_factory(InventoryService, shop_config)
+        orders_container = get_container(runner, OrdersService)
+        with entrypoint_waiter(orders_container, "on_stock_reservation_failed", timeout=15):
+            inventory.start()
+        # no stock was added: inventory answered, and the answer reached orders
+        assert orders.get_order(order["id"])["status"] == "rejected"
