@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -35,6 +35,13 @@ migrate: install
 
 demo-data: install
 	$(BIN)/python -m tools.demo_data
+
+# Events a handler could not handle, after its retries
+dlq: install
+	$(BIN)/python -m tools.dlq list
+
+dlq-replay: install
+	$(BIN)/python -m tools.dlq replay --all
 
 test: install
 	$(BIN)/nameko test $(PYTEST_ARGS)

@@ -82,6 +82,12 @@ class PaymentSettings(_Section):
     DECLINE = fields.Boolean(required=True)
 
 
+class EventRetrySettings(_Section):
+    MAX_ATTEMPTS = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=100))
+    FIRST_DELAY_MS = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=60_000))
+
+
 class ShopSettings(_Section):
     """Every setting the shop reads. Services check it before they start."""
 
@@ -101,6 +107,7 @@ class ShopSettings(_Section):
     EXPIRY_CHECK_SECONDS = fields.Float(
         required=True, validate=validate.Range(min=0, min_inclusive=False, max=3600))
     PAYMENTS = fields.Nested(PaymentSettings, required=True)
+    EVENT_RETRY = fields.Nested(EventRetrySettings, required=True)
 
 
 def check_settings(config):

@@ -8,9 +8,11 @@ import logging
 import uuid
 
 from marshmallow import Schema, ValidationError, fields
-from nameko.events import EventDispatcher, event_handler
+from nameko.events import EventDispatcher, EventHandler
 
 from common.db import utcnow
+from common.errors import ShopError
+from common.retry import FailedMessages, InvalidEvent
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,6 @@ class EventPublisher(EventDispatcher):
         return publish
 
 
-class InvalidEvent(Exception):
-    pass
-
-
 def load_event(envelope, data_schema):
     """The ``data`` of an event envelope, loaded through ``data_schema``."""
     try:
@@ -60,22 +58,37 @@ def load_event(envelope, data_schema):
         raise InvalidEvent(f"invalid event: {exc.messages}") from None
 
 
+class RetryingEventHandler(EventHandler):
+    """nameko's EventHandler, with a failed message retried later or
+    dead-lettered (common.retry) instead of acked and lost."""
+
+    failed_messages = FailedMessages()
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        if exc_info is not None:
+            try:
+                self.failed_messages.handle(message, self.queue.name, exc_info[1])
+            except Exception:
+                log.exception("could not retry or dead-letter a message of %s; requeued",
+                              self.queue.name)
+                self.queue_consumer.requeue_message(message)
+                return result, exc_info
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
 def handle_event(source, event_type, data_schema):
-    """nameko's ``@event_handler`` for one shop event. The method receives the
-    event's ``data``, validated by ``data_schema``; an event that does not
-    match its schema is logged with its payload and not handled."""
+    """An event handler for one shop event. The method receives the event's
+    ``data``, validated by ``data_schema``. A failure is retried with backoff;
+    an event that does not match the schema is dead-lettered at once."""
 
     def decorate(method):
         @functools.wraps(method)
         def handler(self, envelope):
-            try:
-                data = load_event(envelope, data_schema)
-            except InvalidEvent as exc:
-                log.error("%s.%s refused %s: %s; payload: %r",
-                          source, event_type, method.__name__, exc, envelope)
-                return None
-            return method(self, data)
+            return method(self, load_event(envelope, data_schema))
 
-        return event_handler(source, event_type)(handler)
+        # expected: logged as a refusal, not as a crash of the handler
+        return RetryingEventHandler.decorator(
+            source, event_type, expected_exceptions=(InvalidEvent, ShopError))(handler)
 
     return decorate

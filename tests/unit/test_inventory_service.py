@@ -4,6 +4,7 @@ from nameko.testing.services import worker_factory
 
 from common.errors import Conflict, InvalidInput, NotFound
 from common.events import envelope
+from common.retry import InvalidEvent
 from inventory.service import InventoryService
 
 
@@ -132,10 +133,14 @@ def test_write_off_never_goes_below_reserved(service):
     assert service.remove_stock(1, 1) == stock(1, 4, 4)
 
 
-def test_invalid_requests_are_not_handled(service):
+@pytest.mark.parametrize("event", [
+    request(7, (1, 2), (1, 1)),  # one line per product
+    request(8),  # no lines
+    request(9, (1, 0)),
+])
+def test_invalid_requests_are_refused(service, event):
     service.add_stock(1, 5)
-    service.on_stock_reservation_requested(request(7, (1, 2), (1, 1)))  # one line per product
-    service.on_stock_reservation_requested(request(8))  # no lines
-    service.on_stock_reservation_requested(request(9, (1, 0)))
+    with pytest.raises(InvalidEvent):
+        service.on_stock_reservation_requested(event)
     assert service.get_stock(1) == stock(1, 5, 0)
     service.outbox.add.assert_not_called()

@@ -9,6 +9,7 @@ from sqlalchemy import update
 from common.db import utcnow
 from common.errors import Conflict, InvalidInput, NotFound, PaymentRequired
 from common.events import envelope
+from common.retry import InvalidEvent
 from orders.models import Order
 from orders.payments import PaymentDeclined
 from orders.service import OrdersService
@@ -97,10 +98,12 @@ def test_an_answer_for_a_cancelled_order_changes_nothing(service):
     assert reserved(service, order)["status"] == "cancelled"
 
 
-def test_an_invalid_event_is_not_handled(service):
+def test_an_invalid_event_is_refused(service):
     order = service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])
-    service.on_stock_reserved(inventory_event("stock_reserved", order_id="x"))
-    service.on_stock_reserved({"data": {"order_id": order["id"]}})  # no envelope
+    with pytest.raises(InvalidEvent):
+        service.on_stock_reserved(inventory_event("stock_reserved", order_id="x"))
+    with pytest.raises(InvalidEvent):
+        service.on_stock_reserved({"data": {"order_id": order["id"]}})  # no envelope
     assert service.get_order(order["id"])["status"] == "pending"
 
 
