@@ -88,6 +88,15 @@ class EventRetrySettings(_Section):
         required=True, strict=True, validate=validate.Range(min=1, max=60_000))
 
 
+class RpcSettings(_Section):
+    TIMEOUT_SECONDS = fields.Float(
+        required=True, validate=validate.Range(min=0, min_inclusive=False, max=300))
+    BREAKER_FAILURES = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=1000))
+    BREAKER_RESET_SECONDS = fields.Float(
+        required=True, validate=validate.Range(min=0, min_inclusive=False, max=3600))
+
+
 class ShopSettings(_Section):
     """Every setting the shop reads. Services check it before they start."""
 
@@ -108,6 +117,7 @@ class ShopSettings(_Section):
         required=True, validate=validate.Range(min=0, min_inclusive=False, max=3600))
     PAYMENTS = fields.Nested(PaymentSettings, required=True)
     EVENT_RETRY = fields.Nested(EventRetrySettings, required=True)
+    RPC = fields.Nested(RpcSettings, required=True)
 
 
 def check_settings(config):

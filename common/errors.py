@@ -83,3 +83,12 @@ class PaymentRequired(ShopError):
 
     status = 402
     default_code = "payment_declined"
+
+
+@deserialize_to_instance
+class ServiceUnavailable(ShopError):
+    """A service the request needs did not answer in time, is not running,
+    or is failing (its circuit breaker is open); the client may retry."""
+
+    status = 503
+    default_code = "service_unavailable"

@@ -8,6 +8,7 @@ with the right status, and bodies over 1 MiB are refused with 413.
 """
 import json
 import logging
+import math
 from decimal import Decimal
 
 from nameko.exceptions import BadRequest
@@ -119,14 +120,23 @@ class JsonHttpRequestHandler(HttpRequestHandler):
 
     def response_from_exception(self, exc):
         if isinstance(exc, ShopError):
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+            return error_response(
+                exc.status, exc.code, exc.message, exc.details, self._error_headers(exc))
         if isinstance(exc, HTTPException):
             return http_error_response(exc)
         if isinstance(exc, BadRequest):  # the handler's signature did not match
             return error_response(400, "bad_request", str(exc))
         log.error("unhandled error answering %s", self.url, exc_info=exc)
         return error_response(500, "internal_error", "The server could not answer this request")
+
+    def _error_headers(self, exc):
+        if exc.status == 401:
+            return {"WWW-Authenticate": "Bearer"}
+        if exc.status == 503:
+            # by then an open circuit breaker lets a trial call through
+            retry_after = self.container.config["RPC"]["BREAKER_RESET_SECONDS"]
+            return {"Retry-After": str(math.ceil(retry_after))}
+        return None
 
 
 http = JsonHttpRequestHandler.decorator

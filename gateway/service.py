@@ -1,5 +1,5 @@
-from nameko.rpc import RpcProxy
 
+from common.rpc import ServiceRpc
 from common.schemas import PageSchema
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
@@ -13,10 +13,10 @@ ORDER_ID = "<int:order_id>"
 class GatewayService:
     name = "gateway"
 
-    users = RpcProxy("users")
-    products = RpcProxy("products")
-    inventory = RpcProxy("inventory")
-    orders = RpcProxy("orders")
+    users = ServiceRpc("users")
+    products = ServiceRpc("products")
+    inventory = ServiceRpc("inventory")
+    orders = ServiceRpc("orders")
     auth = Auth()
 
     @http("POST", "/register")

@@ -2,7 +2,6 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -11,6 +10,7 @@ from common.entrypoints import config_timer, rpc
 from common.errors import Conflict, NotFound, PaymentRequired
 from common.events import handle_event
 from common.outbox import Outbox
+from common.rpc import ServiceRpc
 from common.schemas import load, load_id
 from orders.domain import (
     AWAITING_PAYMENT, PENDING, merge_lines, next_status, price_lines, total_of)
@@ -32,7 +32,7 @@ class OrdersService:
 
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
-    products = RpcProxy("products")
+    products = ServiceRpc("products")
     payments = Payments()
     config = Config()
 

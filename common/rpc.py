@@ -1,0 +1,81 @@
+"""RPC between services that cannot hang: a timeout on every call and a
+circuit breaker per downstream service.
+
+nameko's ``RpcProxy`` waits for a reply forever. ``ServiceRpc("products")`` is
+the same proxy with:
+
+- a timeout (``RPC.TIMEOUT_SECONDS``): the call raises
+  :class:`ServiceUnavailable` (503) instead of waiting; the request message
+  expires in the queue at the same time, so a service that comes back later
+  does not run a request its caller has given up on;
+- a circuit breaker (pybreaker) per downstream service and process: after
+  ``RPC.BREAKER_FAILURES`` calls in a row that timed out or found no running
+  service, calls fail at once with ServiceUnavailable for
+  ``RPC.BREAKER_RESET_SECONDS``; then one trial call decides whether it
+  closes again.
+
+An error the downstream service answers (a ShopError, such as NotFound) is an
+answer, not a failure: it passes through and does not count.
+"""
+import eventlet
+from nameko.exceptions import UnknownService
+from nameko.rpc import RpcProxy
+from pybreaker import CircuitBreaker, CircuitBreakerError
+
+from common.errors import ServiceUnavailable, ShopError
+
+
+class _Unanswered(Exception):
+    """A call that got no answer; counted by the breaker.
+    ``args``: the message and the error code the client gets."""
+
+
+class ServiceRpc(RpcProxy):
+    def setup(self):
+        settings = self.container.config["RPC"]
+        self.timeout = settings["TIMEOUT_SECONDS"]
+        self.options["expiration"] = int(self.timeout * 1000)
+        self.breaker = CircuitBreaker(
+            fail_max=settings["BREAKER_FAILURES"],
+            reset_timeout=settings["BREAKER_RESET_SECONDS"],
+            exclude=[ShopError], name=self.target_service,
+            # the call that trips the breaker reports its own failure
+            throw_new_error_on_trip=False)
+        super().setup()
+
+    def get_dependency(self, worker_ctx):
+        return GuardedServiceProxy(super().get_dependency(worker_ctx), self)
+
+
+class GuardedServiceProxy:
+    """``self.products.get(1)``: the call, under the timeout and the breaker."""
+
+    def __init__(self, proxy, provider):
+        self._proxy = proxy
+        self._provider = provider
+
+    def __getattr__(self, method_name):
+        method = getattr(self._proxy, method_name)
+        target = self._provider.target_service
+
+        def call(*args, **kwargs):
+            try:
+                return self._provider.breaker.call(self._answer, method, args, kwargs)
+            except CircuitBreakerError:
+                raise ServiceUnavailable(
+                    f"The {target} service is failing; try again shortly", "circuit_open") from None
+            except _Unanswered as exc:
+                raise ServiceUnavailable(*exc.args) from None
+
+        return call
+
+    def _answer(self, method, args, kwargs):
+        target, timeout = self._provider.target_service, self._provider.timeout
+        try:
+            with eventlet.Timeout(timeout, _Unanswered(
+                    f"The {target} service did not answer within {timeout:g} s",
+                    "service_timeout")):
+                return method(*args, **kwargs)
+        except UnknownService:
+            raise _Unanswered(
+                f"The {target} service is not running", "service_unavailable") from None

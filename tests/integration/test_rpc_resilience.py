@@ -1,0 +1,101 @@
+"""RPC that cannot hang: the gateway over real HTTP and RabbitMQ, in front of
+a products service that is slow, failing, or not running at all."""
+import time
+
+import eventlet
+import pytest
+import requests
+from nameko.rpc import rpc
+
+from common.tokens import TokenCodec
+from gateway.service import GatewayService
+from orders.service import OrdersService
+
+pytestmark = pytest.mark.integration
+
+
+class SlowProducts:
+    """Answers ``get`` after ``delay`` seconds."""
+
+    name = "products"
+    delay = 0
+
+    @rpc
+    def get(self, product_id):
+        eventlet.sleep(SlowProducts.delay)
+        return {"id": product_id}
+
+    @rpc
+    def get_many(self, ids):
+        eventlet.sleep(SlowProducts.delay)
+        return []
+
+
+@pytest.fixture
+def config(shop_config):
+    shop_config["RPC"] = {"TIMEOUT_SECONDS": 0.3, "BREAKER_FAILURES": 2,
+                          "BREAKER_RESET_SECONDS": 1}
+    return shop_config
+
+
+@pytest.fixture
+def get_product(config):
+    base = f"http://{config['WEB_SERVER_ADDRESS']}"
+
+    def get():
+        started = time.monotonic()
+        response = requests.get(f"{base}/products/1", timeout=10)
+        return response, time.monotonic() - started
+
+    return get
+
+
+def test_a_slow_service_answers_503_after_the_timeout_and_the_breaker_opens(
+        runner_factory, config, get_product):
+    SlowProducts.delay = 2
+    runner_factory(config, GatewayService, SlowProducts).start()
+
+    for _ in range(2):
+        response, took = get_product()
+        assert response.status_code == 503 and 0.3 <= took < 1.5
+        assert response.json()["error"] == "service_timeout"
+        assert response.json()["message"] == "The products service did not answer within 0.3 s"
+        assert response.headers["Retry-After"] == "1"
+
+    # two calls in a row got no answer: the breaker answers at once
+    response, took = get_product()
+    assert response.status_code == 503 and took < 0.2
+    assert response.json()["error"] == "circuit_open"
+
+    # the service recovers; after the reset time a trial call closes the breaker
+    SlowProducts.delay = 0
+    time.sleep(1.1)
+    response, _ = get_product()
+    assert response.status_code == 200 and response.json() == {"id": 1}
+
+
+def test_a_service_that_is_not_running_answers_503(runner_factory, config, get_product):
+    runner_factory(config, GatewayService).start()
+    response, took = get_product()
+    assert response.status_code == 503 and took < 1.5
+    assert response.json() == {"error": "service_unavailable",
+                               "message": "The products service is not running"}
+
+
+def test_a_call_between_services_times_out_too(runner_factory, config):
+    """The gateway calls orders, which calls products: products' silence
+    reaches the client as a 503, not as a hang."""
+    SlowProducts.delay = 2
+    config["RPC"]["TIMEOUT_SECONDS"] = 0.5
+    runner_factory(config, GatewayService, OrdersService, SlowProducts).start()
+    token = TokenCodec(config["JWT"]["SECRET"], 60).issue(7, "customer")
+    started = time.monotonic()
+    response = requests.post(
+        f"http://{config['WEB_SERVER_ADDRESS']}/orders", timeout=10,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"items": [{"product_id": 1, "quantity": 1}]})
+    assert response.status_code == 503 and time.monotonic() - started < 1.5
+    assert response.json()["message"] in (
+        # whichever gives up first: orders waiting for products, or the gateway for orders
+        "The products service did not answer within 0.5 s",
+        "The orders service did not answer within 0.5 s")
