@@ -3,6 +3,7 @@
 Each service owns one database, named by ``DB_URIS.<service name>`` in
 config.yaml: an SQLite file for a local run, PostgreSQL in production.
 """
+import logging
 import os
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -15,6 +16,8 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from common.config import database_uri
+
+log = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 
@@ -69,6 +72,14 @@ class Database(nameko_sqlalchemy.Database):
         self.db_uri = database_uri(self.container.config, self.container.service_name)
         self.engine = create_db_engine(self.db_uri)
         self.Session = session_factory(self.engine)
+
+    def worker_teardown(self, worker_ctx):
+        # A connection that dropped while the session closes would raise here,
+        # and nameko kills the whole container on an error in teardown.
+        try:
+            super().worker_teardown(worker_ctx)
+        except Exception:
+            log.warning("closing the database session of %s failed", worker_ctx, exc_info=True)
 
 class Money(TypeDecorator):
     """A Decimal amount with two places, stored as integer cents: SQLite has

@@ -1,4 +1,7 @@
+import eventlet
+from eventlet.greenpool import GreenPool
 
+from common.errors import ServiceUnavailable, ShopError
 from common.rpc import ServiceRpc
 from common.schemas import PageSchema
 from common.web import empty_response, http, json_response, load_body, load_query
@@ -6,6 +9,8 @@ from gateway.auth import Auth
 from gateway.schemas import (
     LoginBody, OrderBody, ProductBody, ProductPatchBody, RegisterBody, StockQuantityBody)
 
+DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
+READY_TIMEOUT_SECONDS = 1
 PRODUCT_ID = "<int:product_id>"
 ORDER_ID = "<int:order_id>"
 
@@ -18,6 +23,32 @@ class GatewayService:
     inventory = ServiceRpc("inventory")
     orders = ServiceRpc("orders")
     auth = Auth()
+
+    @http("GET", "/health")
+    def health(self, request):
+        """The gateway is alive: it answers HTTP."""
+        return json_response(200, {"status": "ok"})
+
+    @http("GET", "/health/ready")
+    def ready(self, request):
+        """Every domain service answers a ping, database included, within 1 s."""
+        checks = dict(GreenPool().imap(self._check, DOMAIN_SERVICES))
+        missing = [name for name, check in checks.items() if check["status"] != "ok"]
+        if not missing:
+            return json_response(200, {"status": "ok", "services": checks})
+        return json_response(503, {
+            "error": "not_ready", "message": f"Not ready: {', '.join(missing)}",
+            "status": "unavailable", "services": checks})
+
+    def _check(self, service_name):
+        unanswered = ServiceUnavailable(f"no answer within {READY_TIMEOUT_SECONDS} s")
+        try:
+            with eventlet.Timeout(READY_TIMEOUT_SECONDS, unanswered):
+                getattr(self, service_name).ping()
+        except Exception as exc:  # whatever the failure, the answer is "not ready"
+            message = exc.message if isinstance(exc, ShopError) else f"{type(exc).__name__}: {exc}"
+            return service_name, {"status": "unavailable", "error": message}
+        return service_name, {"status": "ok"}
 
     @http("POST", "/register")
     def register(self, request):

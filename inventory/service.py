@@ -1,7 +1,7 @@
 import logging
 
 from common.db import Database
-from common.entrypoints import rpc
+from common.entrypoints import health_check, rpc
 from common.events import handle_event
 from common.outbox import Outbox
 from common.schemas import load, load_id
@@ -22,6 +22,8 @@ class InventoryService:
 
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
+
+    ping = health_check()
 
     @rpc
     def get_stock(self, product_id):

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from common.db import Database, utcnow
-from common.entrypoints import config_timer, rpc
+from common.entrypoints import config_timer, health_check, rpc
 from common.errors import Conflict, NotFound, PaymentRequired
 from common.events import handle_event
 from common.outbox import Outbox
@@ -35,6 +35,8 @@ class OrdersService:
     products = ServiceRpc("products")
     payments = Payments()
     config = Config()
+
+    ping = health_check()
 
     @rpc
     def place_order(self, user_id, items):

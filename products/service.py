@@ -1,7 +1,7 @@
 from sqlalchemy import func, select
 
 from common.db import Database, utcnow
-from common.entrypoints import rpc
+from common.entrypoints import health_check, rpc
 from common.errors import NotFound
 from common.events import EventPublisher
 from common.schemas import PageSchema, load, load_id
@@ -17,6 +17,8 @@ class ProductsService:
 
     db = Database(Base)
     publish = EventPublisher()
+
+    ping = health_check()
 
     @rpc
     def create(self, name, price, description=""):

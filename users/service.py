@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from common.db import Database
-from common.entrypoints import on_start, rpc
+from common.entrypoints import health_check, on_start, rpc
 from common.errors import Conflict, NotFound, Unauthorized
 from common.events import EventPublisher
 from common.schemas import load, load_id
@@ -28,6 +28,8 @@ class UsersService:
     tokens = Tokens()
     publish = EventPublisher()
     config = Config()
+
+    ping = health_check()
 
     @rpc
     def register(self, username, email, password):

@@ -1,0 +1,78 @@
+"""SIGTERM stops a ``nameko run`` process within 10 s, after its in-flight
+workers finish; an idle HTTP service with an open connection included."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from tests.conftest import free_port
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMEKO = Path(sys.executable).parent / "nameko"
+
+
+def nameko_run(module, env):
+    return subprocess.Popen(
+        [str(NAMEKO), "run", "--config", "config.yaml", module], cwd=ROOT,
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_time(process):
+    """Seconds from SIGTERM until the process exited."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    return time.monotonic() - started
+
+
+def test_sigterm_lets_an_in_flight_call_finish(rabbit_config):
+    service = nameko_run("tests.e2e.slow_service", {"AMQP_URI": rabbit_config["AMQP_URI"]})
+    try:
+        with ClusterRpcProxy({"AMQP_URI": rabbit_config["AMQP_URI"]}, timeout=20) as rpc:
+            wait_for(lambda: _answers(rpc), timeout=20)
+            reply = rpc.slow.wait.call_async(2)
+            time.sleep(0.5)  # the call is running
+            took = stop_time(service)
+            assert reply.result() == "done"
+    finally:
+        service.kill()
+    assert 1.4 < took < 10, service.stdout.read()
+
+
+def _answers(rpc):
+    try:
+        return rpc.slow.wait(0) == "done"
+    except Exception:
+        return False
+
+
+def test_sigterm_stops_an_idle_gateway_with_an_open_connection(rabbit_config):
+    port = free_port()
+    gateway = nameko_run("gateway.service", {
+        "AMQP_URI": rabbit_config["AMQP_URI"], "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})
+    try:
+        wait_for(lambda: _listening(port), timeout=20)
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            idle.sendall(b"GET /health HTTP/1.1\r\nHost: shop\r\n\r\n")
+            assert idle.recv(100).startswith(b"HTTP/1.1 200")
+            took = stop_time(gateway)
+    finally:
+        gateway.kill()
+    assert took < 10, gateway.stdout.read()
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
