@@ -1,16 +1,36 @@
 """Entrypoints the shop adds to nameko's."""
+import logging
+
 from nameko.extensions import Entrypoint
-from nameko.rpc import rpc as nameko_rpc
+from nameko.rpc import Rpc
 from nameko.timer import Timer
 from sqlalchemy import text
 
 from common.errors import ShopError
+from common.rpc import BROKER_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class ShopRpc(Rpc):
+    """nameko's RPC entrypoint, surviving a broker that goes away while the
+    reply is sent: nameko would kill the whole service. The caller times out
+    instead; the request, never acked, is delivered again once the broker is
+    back, unless it expired (see common.rpc)."""
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        except BROKER_ERRORS as exc:
+            log.warning("the reply of %s was not sent, the broker is unreachable: %s",
+                        worker_ctx.call_id, exc)
+            return result, exc_info
 
 
 def rpc(method):
-    """nameko's ``@rpc``; a :class:`ShopError` is an answer, not a failure,
-    so it is logged as a warning."""
-    return nameko_rpc(expected_exceptions=ShopError)(method)
+    """``@rpc``; a :class:`ShopError` is an answer, not a failure, so it is
+    logged as a warning."""
+    return ShopRpc.decorator(expected_exceptions=ShopError)(method)
 
 
 class OnStart(Entrypoint):

@@ -9,8 +9,8 @@ the same proxy with:
   expires in the queue at the same time, so a service that comes back later
   does not run a request its caller has given up on;
 - a circuit breaker (pybreaker) per downstream service and process: after
-  ``RPC.BREAKER_FAILURES`` calls in a row that timed out or found no running
-  service, calls fail at once with ServiceUnavailable for
+  ``RPC.BREAKER_FAILURES`` calls in a row that timed out, found no running
+  service or could not reach the broker, calls fail at once with ServiceUnavailable for
   ``RPC.BREAKER_RESET_SECONDS``; then one trial call decides whether it
   closes again.
 
@@ -18,11 +18,17 @@ An error the downstream service answers (a ShopError, such as NotFound) is an
 answer, not a failure: it passes through and does not count.
 """
 import eventlet
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy
 from pybreaker import CircuitBreaker, CircuitBreakerError
 
 from common.errors import ServiceUnavailable, ShopError
+
+
+# what a publish raises when the broker cannot be reached
+BROKER_ERRORS = (OperationalError, AmqpConnectionError, OSError)
 
 
 class _Unanswered(Exception):
@@ -79,3 +85,5 @@ class GuardedServiceProxy:
         except UnknownService:
             raise _Unanswered(
                 f"The {target} service is not running", "service_unavailable") from None
+        except BROKER_ERRORS:  # the request could not be sent
+            raise _Unanswered("The message broker is unreachable", "broker_unavailable") from None

@@ -67,10 +67,14 @@ def check_broker(amqp_uri):
                 "Start it with `rabbitmq-server -detached` or set AMQP_URI.")
 
 
+def nameko_run_command(name, config_path):
+    return [os.path.join(os.path.dirname(sys.executable), "nameko"), "run",
+            "--config", config_path, f"{name}.service"]
+
+
 def start_service(name, config_path, index):
     process = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "nameko"), "run",
-         "--config", config_path, f"{name}.service"],
+        nameko_run_command(name, config_path),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         # in its own session, so that Ctrl-C reaches the launcher, which
         # then stops the services one by one
