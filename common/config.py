@@ -5,6 +5,7 @@ config.yaml is the one source of settings; each value in it can be overridden
 from the environment with nameko's ``${NAME:default}`` syntax.
 """
 import re
+from urllib.parse import urlsplit
 
 import yaml
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -14,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONFIG_PATH = "config.yaml"
+# config.yaml's default JWT secret, for a local run only
+DEVELOPMENT_JWT_SECRET = "local-development-secret-change-me-0123456789"
 # psycopg2 yields to eventlet; psycopg 3 and others block every worker
 SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg2")
 
@@ -100,6 +103,9 @@ class RpcSettings(_Section):
 class ShopSettings(_Section):
     """Every setting the shop reads. Services check it before they start."""
 
+    ENVIRONMENT = fields.String(
+        load_default="development", validate=validate.OneOf(("development", "production")))
+
     AMQP_URI = fields.String(
         required=True,
         validate=validate.Regexp(r"^(py)?amqps?://", error="must start with amqp:// or amqps://"))
@@ -118,6 +124,22 @@ class ShopSettings(_Section):
     PAYMENTS = fields.Nested(PaymentSettings, required=True)
     EVENT_RETRY = fields.Nested(EventRetrySettings, required=True)
     RPC = fields.Nested(RpcSettings, required=True)
+
+
+    @validates_schema
+    def production_safe(self, data, **kwargs):
+        if data.get("ENVIRONMENT") != "production":
+            return
+        unsafe = {}
+        if data.get("JWT", {}).get("SECRET") == DEVELOPMENT_JWT_SECRET:
+            unsafe["JWT.SECRET"] = ["is the development default; set JWT_SECRET"]
+        broker = urlsplit(data.get("AMQP_URI", ""))
+        if (broker.username, broker.password) == ("guest", "guest"):
+            unsafe["AMQP_URI"] = ["uses the default guest account; set AMQP_URI"]
+        if unsafe:
+            raise ValidationError({
+                name: [f"{message} (SHOP_ENV=production)" for message in messages]
+                for name, messages in unsafe.items()})
 
 
 def check_settings(config):

@@ -14,6 +14,7 @@ NAMEKO = str(Path(sys.executable).parent / "nameko")
     ("USERS_DB_URI", "nonsense", "DB_URIS.users"),
     ("JWT_SECRET", "too-short", "JWT.SECRET"),
     ("MAX_WORKERS", "many", "max_workers"),
+    ("SHOP_ENV", "production", "JWT.SECRET: is the development default"),
 ])
 def test_a_bad_setting_stops_the_service_with_one_line(variable, value, named):
     result = subprocess.run(

@@ -3,7 +3,7 @@ import copy
 import pytest
 from nameko.exceptions import ConfigurationError
 
-from common.config import check_settings
+from common.config import DEVELOPMENT_JWT_SECRET, check_settings
 
 
 def test_the_shipped_config_is_valid(base_config):
@@ -30,3 +30,22 @@ def test_a_bad_setting_fails_with_one_line_naming_it(base_config, change, named)
     message = str(error.value)
     assert named in message
     assert "\n" not in message
+
+
+def test_the_development_secret_is_the_one_config_yaml_ships(base_config):
+    assert base_config["JWT"]["SECRET"] == DEVELOPMENT_JWT_SECRET
+
+
+def test_production_refuses_the_development_secret_and_the_guest_broker_account(base_config):
+    config = copy.deepcopy(base_config)
+    config["ENVIRONMENT"] = "production"
+    with pytest.raises(ConfigurationError) as error:
+        check_settings(config)
+    assert str(error.value) == (
+        "Invalid settings in config.yaml: "
+        "JWT.SECRET: is the development default; set JWT_SECRET (SHOP_ENV=production); "
+        "AMQP_URI: uses the default guest account; set AMQP_URI (SHOP_ENV=production)")
+
+    config["JWT"]["SECRET"] = "a-production-secret-of-at-least-32-characters"
+    config["AMQP_URI"] = "amqp://shop:s3cret@rabbitmq:5672/"
+    check_settings(config)
