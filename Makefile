@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay chaos test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -47,6 +47,10 @@ dlq-replay: install
 # restarts. CHAOS_ARGS="--database postgresql --users 8 --duration 30"
 chaos: install
 	$(BIN)/python -m tools.chaos $(CHAOS_ARGS)
+
+# Two instances each of products, orders and inventory under an order storm.
+scale-test: install
+	$(BIN)/python -m tools.scale $(SCALE_ARGS)
 
 test: install
 	$(BIN)/nameko test $(PYTEST_ARGS)

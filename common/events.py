@@ -13,6 +13,7 @@ from nameko.events import EventDispatcher, EventHandler
 from common.db import utcnow
 from common.errors import ShopError
 from common.retry import FailedMessages, InvalidEvent
+from common.rpc import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,21 @@ class RetryingEventHandler(EventHandler):
     failed_messages = FailedMessages()
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        settle = self.queue_consumer.ack_message
         if exc_info is not None:
             try:
                 self.failed_messages.handle(message, self.queue.name, exc_info[1])
             except Exception:
                 log.exception("could not retry or dead-letter a message of %s; requeued",
                               self.queue.name)
-                self.queue_consumer.requeue_message(message)
-                return result, exc_info
-        self.queue_consumer.ack_message(message)
+                settle = self.queue_consumer.requeue_message
+        try:
+            settle(message)
+        except BROKER_ERRORS as exc:
+            # nameko lets a reset connection escape here, which kills the
+            # service; the broker redelivers the unacked message anyway
+            log.warning("could not settle a message of %s, the connection is gone: %s",
+                        self.queue.name, exc)
         return result, exc_info
 
 

@@ -1,0 +1,351 @@
+"""An order storm against a shop of separate ``nameko run`` processes, and the
+checks that nothing was lost: shared by the crash test (tools/chaos.py) and
+the scale-out test (tools/scale.py).
+
+The shop runs in its own RabbitMQ virtual host (``shop-<run>``) and on its own
+databases: fresh SQLite files under var/<run>/, or the ``shop_<run>_<service>``
+PostgreSQL databases, which are emptied first. Migrations run once, before any
+service starts. Service logs go to var/<run>/<instance>.log.
+"""
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+
+import requests
+from sqlalchemy import text
+
+from common.db import create_db_engine
+from common.migrations import upgrade
+from tools.dlq import DeadLetterQueue
+from tools.launch import DOMAIN_SERVICES, SERVICES, nameko_run_command
+
+ROOT = Path(__file__).resolve().parents[1]
+BROKER = "guest:guest@127.0.0.1"
+PG_URI = os.environ.get("PG_URI", "postgresql://postgres@127.0.0.1:5432")
+ADMIN = ("storm-admin", "storm-admin-password")
+PRODUCTS, INITIAL_STOCK = 10, 40
+SETTLE_TIMEOUT = 120
+
+
+def add_arguments(parser, users, duration):
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--users", type=int, default=users, help="concurrent customers")
+    parser.add_argument("--duration", type=float, default=duration, help="storm seconds")
+    parser.add_argument("--port", type=int, default=8099, help="the gateway's port")
+
+
+def prepare(run, args):
+    """Fresh databases and a fresh vhost for ``run``; the environment every
+    service gets."""
+    out = ROOT / "var" / run
+    out.mkdir(parents=True, exist_ok=True)
+    vhost = f"shop-{run}"
+    for old_log in out.glob("*.log"):
+        old_log.unlink()
+    uris = {}
+    for name in DOMAIN_SERVICES:
+        if args.database == "postgresql":
+            uris[name] = f"{PG_URI}/shop_{run}_{name}"
+            ensure_pg_database(f"shop_{run}_{name}")
+            engine = create_db_engine(uris[name])
+            with engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            engine.dispose()
+        else:
+            path = out / f"{name}.db"
+            for leftover in out.glob(f"{name}.db*"):
+                leftover.unlink()
+            uris[name] = f"sqlite:///{path}"
+        upgrade(name, uris[name])
+    management = f"http://{BROKER}:15672/api/vhosts/{vhost}"
+    requests.delete(management, timeout=10)
+    requests.put(management, timeout=10).raise_for_status()
+    requests.put(f"http://{BROKER}:15672/api/permissions/{vhost}/guest", timeout=10,
+                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    return {
+        **os.environ,
+        "AMQP_URI": f"amqp://{BROKER}:5672/{urllib.parse.quote(vhost, safe='')}",
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{args.port}",
+        **{f"{name.upper()}_DB_URI": uri for name, uri in uris.items()},
+        "SHOP_ADMIN_USERNAME": ADMIN[0], "SHOP_ADMIN_PASSWORD": ADMIN[1],
+        # a dead service is noticed quickly, and trial calls come soon after
+        "RPC_TIMEOUT_SECONDS": "3", "RPC_BREAKER_RESET_SECONDS": "2",
+    }
+
+
+def ensure_pg_database(name):
+    engine = create_db_engine(f"{PG_URI}/postgres").execution_options(
+        isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
+class Stack:
+    """The services as processes; ``instances`` says how many of each
+    (one by default), named ``orders``, or ``orders-1``, ``orders-2``..."""
+
+    def __init__(self, run, env, instances=None):
+        self.out = ROOT / "var" / run
+        self.env = env
+        self.processes = {}
+        self.instances = {name: (instances or {}).get(name, 1) for name in SERVICES}
+
+    def instance_names(self, name):
+        count = self.instances[name]
+        return [name] if count == 1 else [f"{name}-{n}" for n in range(1, count + 1)]
+
+    def start(self, instance):
+        service = instance.split("-")[0]
+        log = open(self.out / f"{instance}.log", "a")  # a restart appends
+        self.processes[instance] = subprocess.Popen(
+            nameko_run_command(service, "config.yaml"), cwd=ROOT, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_all(self):
+        for name in SERVICES:
+            for instance in self.instance_names(name):
+                self.start(instance)
+        self.wait_until_ready()
+
+    def wait_until_ready(self):
+        gateway = f"http://{self.env['WEB_SERVER_ADDRESS']}"
+        wait(lambda: get_status(f"{gateway}/health/ready") == 200, 60, "the shop to be ready")
+
+    def crashed(self):
+        """The services that exited without being killed on purpose."""
+        return sorted(name for name, process in self.processes.items()
+                      if process.poll() is not None)
+
+    def kill(self, name):
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait()
+
+    def stop_all(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+class Shop:
+    """The storm's side: customers using the HTTP API."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url
+        self.statuses = Counter()
+        self.accepted = {}  # order id -> quantity per product
+        self.lock = threading.Lock()
+
+    def call(self, method, path, token=None, **kwargs):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = requests.request(
+                method, self.base_url + path, headers=headers, timeout=15, **kwargs)
+        except requests.RequestException:
+            with self.lock:
+                self.statuses["no answer"] += 1
+            return None
+        with self.lock:
+            self.statuses[response.status_code] += 1
+        return response
+
+    def token(self, username, password):
+        response = self.call("POST", "/login", json={"username": username, "password": password})
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def set_up(self):
+        admin = self.token(*ADMIN)
+        product_ids = []
+        for number in range(PRODUCTS):
+            created = self.call("POST", "/products", admin,
+                                json={"name": f"Chaos product {number}", "price": "1.50"})
+            created.raise_for_status()
+            product_id = created.json()["id"]
+            self.call("POST", f"/inventory/{product_id}", admin,
+                      json={"quantity": INITIAL_STOCK}).raise_for_status()
+            product_ids.append(product_id)
+        return product_ids
+
+    def storm(self, product_ids, users, duration):
+        customers = []
+        for number in range(users):
+            username = f"customer{number}"
+            self.call("POST", "/register", json={
+                "username": username, "email": f"{username}@example.com",
+                "password": "storm-password"})
+            customers.append(self.token(username, "storm-password"))
+        deadline = time.monotonic() + duration
+        threads = [threading.Thread(target=self.customer, args=(token, product_ids, deadline))
+                   for token in customers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {"accepted": dict(self.accepted), "statuses": dict(self.statuses)}
+
+    def customer(self, token, product_ids, deadline):
+        chance = random.Random()
+        while time.monotonic() < deadline:
+            lines = {pid: chance.randint(1, 3) for pid in chance.sample(product_ids, chance.randint(1, 3))}
+            placed = self.call("POST", "/orders", token, json={
+                "items": [{"product_id": p, "quantity": q} for p, q in lines.items()]})
+            if placed is None or placed.status_code != 202:
+                time.sleep(0.2)
+                continue
+            order_id = placed.json()["id"]
+            with self.lock:
+                self.accepted[order_id] = lines
+            status = self.wait_for_answer(token, order_id, deadline)
+            if status == "awaiting_payment":
+                choice = chance.random()
+                if choice < 0.6:
+                    self.call("POST", f"/orders/{order_id}/pay", token)
+                elif choice < 0.85:
+                    self.call("POST", f"/orders/{order_id}/cancel", token)
+
+    def wait_for_answer(self, token, order_id, deadline):
+        while time.monotonic() < deadline:
+            response = self.call("GET", f"/orders/{order_id}", token)
+            if response is not None and response.status_code == 200:
+                status = response.json()["status"]
+                if status != "pending":
+                    return status
+            time.sleep(0.1)
+        return None
+
+
+def settle_and_check(env, storm, product_ids):
+    """Wait until no order is pending and no event waits to be published,
+    then check every invariant."""
+    engines = {name: create_db_engine(env[f"{name.upper()}_DB_URI"])
+               for name in ("orders", "inventory")}
+    started = time.monotonic()
+    settled = False
+    while time.monotonic() - started < SETTLE_TIMEOUT:
+        state = read_state(engines)
+        if state["pending"] == 0 and state["unsent_events"] == 0 and \
+                state["reserved"] == state["awaiting"]:
+            settled = True
+            break
+        time.sleep(0.5)
+    settle_seconds = time.monotonic() - started
+    state = read_state(engines)
+    for engine in engines.values():
+        engine.dispose()
+    with DeadLetterQueue(env["AMQP_URI"]) as queue:
+        dead_letters = len(queue.list())
+
+    accepted = storm["accepted"]
+    lost = sorted(set(accepted) - set(state["orders"]))
+    stock = state["stock"]
+    broken_stock = {pid: row for pid, row in stock.items()
+                    if row["on_hand"] < 0 or row["reserved"] < 0 or row["reserved"] > row["on_hand"]}
+    unconserved = {pid: stock.get(pid) for pid in product_ids
+                   if stock.get(pid, {}).get("on_hand", 0) + state["sold"].get(pid, 0)
+                   != INITIAL_STOCK}
+    mismatched = {pid: (row["reserved"], state["awaiting"].get(pid, 0))
+                  for pid, row in stock.items() if row["reserved"] != state["awaiting"].get(pid, 0)}
+    checks = {
+        "orders lost": len(lost) == 0,
+        "orders stuck pending": state["pending"] == 0,
+        "negative or over-reserved stock": not broken_stock,
+        "stock conservation": not unconserved,
+        "reserved matches orders awaiting payment": not mismatched,
+        "dead letters": dead_letters == 0,
+        "settled": settled,
+    }
+    return {
+        "passed": all(checks.values()),
+        "checks": checks,
+        "orders_accepted": len(accepted),
+        "orders_settled": sum(1 for order_id in accepted if order_id in state["orders"]
+                              and state["orders"][order_id] != "pending"),
+        "orders_lost": lost,
+        "orders_stuck_pending": state["pending"],
+        "orders_by_status": dict(Counter(state["orders"].values())),
+        "broken_stock": broken_stock,
+        "unconserved_stock": unconserved,
+        "reserved_mismatch": mismatched,
+        "dead_letters": dead_letters,
+        "unsent_events": state["unsent_events"],
+        "settle_seconds": round(settle_seconds, 1),
+        "http_answers": {str(status): n for status, n in storm["statuses"].items()},
+    }
+
+
+def read_state(engines):
+    with engines["orders"].connect() as connection:
+        orders = dict(connection.execute(text("SELECT id, status FROM orders")).all())
+        held = Counter()
+        for status, product_id, quantity in connection.execute(text(
+                "SELECT o.status, l.product_id, l.quantity FROM orders o "
+                "JOIN order_lines l ON l.order_id = o.id")):
+            held[(status, product_id)] += quantity
+        unsent = connection.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+    with engines["inventory"].connect() as connection:
+        stock = {row.product_id: {"on_hand": row.on_hand, "reserved": row.reserved}
+                 for row in connection.execute(
+                     text("SELECT product_id, on_hand, reserved FROM stock"))}
+        unsent += connection.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+    return {
+        "orders": orders,
+        "pending": sum(1 for status in orders.values() if status == "pending"),
+        "sold": {pid: q for (status, pid), q in held.items() if status == "paid"},
+        "awaiting": {pid: q for (status, pid), q in held.items() if status == "awaiting_payment"},
+        "reserved": {pid: row["reserved"] for pid, row in stock.items() if row["reserved"]},
+        "stock": stock,
+        "unsent_events": unsent,
+    }
+
+
+def print_report(title, report):
+    print(f"\n{title}")
+    print(f"  orders accepted            {report['orders_accepted']}")
+    print(f"  orders settled             {report['orders_settled']}")
+    print(f"  orders lost                {len(report['orders_lost'])}")
+    print(f"  orders stuck pending       {report['orders_stuck_pending']}")
+    print(f"  orders by status           {report['orders_by_status']}")
+    print(f"  negative stock             {report['broken_stock'] or 'none'}")
+    print(f"  stock conservation         "
+          f"{'holds' if not report['unconserved_stock'] else report['unconserved_stock']}")
+    print(f"  reserved = awaiting payment "
+          f"{'yes' if not report['reserved_mismatch'] else report['reserved_mismatch']}")
+    print(f"  dead letters               {report['dead_letters']}")
+    print(f"  time to settle             {report['settle_seconds']} s")
+    if "crashed_services" in report:
+        print(f"  services that crashed      {', '.join(report['crashed_services']) or 'none'}")
+    for instance, handled in report.get("handled_per_instance", {}).items():
+        print(f"  {instance:<27}handled {handled} messages")
+    print(f"  HTTP answers               {report['http_answers']}")
+    failed = [name for name, ok in report["checks"].items() if not ok]
+    print("PASSED" if not failed else f"FAILED: {', '.join(failed)}")
+
+
+def get_status(url):
+    try:
+        return requests.get(url, timeout=5).status_code
+    except requests.RequestException:
+        return None
+
+
+def wait(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit(f"Error: timed out after {timeout} s waiting for {what}")
+        time.sleep(0.3)
