@@ -21,42 +21,16 @@ It exits 1 when a check fails. Service logs go to var/chaos/<service>.log,
 the figures to var/chaos/report.json.
 """
 import argparse
-import json
 import subprocess
-import sys
-import threading
 import time
 
-from tools.storm import Shop, Stack, add_arguments, prepare, print_report, settle_and_check
-
-RUN = "chaos"
+from tools.storm import add_arguments, run_test
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, users=16, duration=60)
-    args = parser.parse_args(argv)
-
-    env = prepare(RUN, args)
-    stack = Stack(RUN, env)
-    try:
-        stack.start_all()
-        shop = Shop(f"http://127.0.0.1:{args.port}")
-        product_ids = shop.set_up()
-        print(f"storm: {args.users} customers for {args.duration:g} s", flush=True)
-        chaos = threading.Thread(target=havoc, args=(stack, args.duration), daemon=True)
-        chaos.start()
-        storm = shop.storm(product_ids, args.users, args.duration)
-        chaos.join()
-        report = settle_and_check(env, storm, product_ids)
-        report["crashed_services"] = stack.crashed()
-        report["checks"]["no service crashed"] = not report["crashed_services"]
-        report["passed"] = all(report["checks"].values())
-    finally:
-        stack.stop_all()
-    (stack.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print_report("Crash test", report)
-    sys.exit(0 if report["passed"] else 1)
+    run_test("Crash test", "chaos", parser.parse_args(argv), during_storm=havoc)
 
 
 def havoc(stack, duration):

@@ -11,8 +11,6 @@ API's channel statistics, matched to the process by its TCP ports).
 Migrations run once, before any instance starts (tools/storm.py).
 """
 import argparse
-import json
-import sys
 import time
 import urllib.parse
 from collections import Counter
@@ -20,8 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tools.storm import (
-    BROKER, Shop, Stack, add_arguments, prepare, print_report, settle_and_check)
+from tools.storm import BROKER, add_arguments, run_test
 
 RUN = "scale"
 INSTANCES = {"products": 2, "orders": 2, "inventory": 2}
@@ -31,31 +28,16 @@ STATS_INTERVAL = 6  # RabbitMQ refreshes channel statistics every 5 s
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, users=16, duration=30)
-    args = parser.parse_args(argv)
+    run_test("Scale-out test", RUN, parser.parse_args(argv), INSTANCES,
+             after_settling=check_every_instance_worked)
 
-    env = prepare(RUN, args)
-    stack = Stack(RUN, env, INSTANCES)
-    try:
-        stack.start_all()
-        print(f"running {', '.join(sorted(stack.processes))}", flush=True)
-        shop = Shop(f"http://127.0.0.1:{args.port}")
-        product_ids = shop.set_up()
-        print(f"storm: {args.users} customers for {args.duration:g} s", flush=True)
-        storm = shop.storm(product_ids, args.users, args.duration)
-        report = settle_and_check(env, storm, product_ids)
-        time.sleep(STATS_INTERVAL)
-        handled = handled_per_instance(stack, f"shop-{RUN}")
-        scaled = [i for name in INSTANCES for i in stack.instance_names(name)]
-        report["handled_per_instance"] = {i: handled[i] for i in sorted(scaled)}
-        report["checks"]["every instance handled work"] = all(handled[i] > 0 for i in scaled)
-        report["crashed_services"] = stack.crashed()
-        report["checks"]["no service crashed"] = not report["crashed_services"]
-        report["passed"] = all(report["checks"].values())
-    finally:
-        stack.stop_all()
-    (stack.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print_report("Scale-out test", report)
-    sys.exit(0 if report["passed"] else 1)
+
+def check_every_instance_worked(stack, report):
+    time.sleep(STATS_INTERVAL)
+    handled = handled_per_instance(stack, f"shop-{RUN}")
+    scaled = sorted(i for name in INSTANCES for i in stack.instance_names(name))
+    report["handled_per_instance"] = {i: handled[i] for i in scaled}
+    report["checks"]["every instance handled work"] = all(handled[i] > 0 for i in scaled)
 
 
 def handled_per_instance(stack, vhost):

@@ -7,6 +7,7 @@ databases: fresh SQLite files under var/<run>/, or the ``shop_<run>_<service>``
 PostgreSQL databases, which are emptied first. Migrations run once, before any
 service starts. Service logs go to var/<run>/<instance>.log.
 """
+import json
 import os
 import random
 import signal
@@ -32,6 +33,38 @@ PG_URI = os.environ.get("PG_URI", "postgresql://postgres@127.0.0.1:5432")
 ADMIN = ("storm-admin", "storm-admin-password")
 PRODUCTS, INITIAL_STOCK = 10, 40
 SETTLE_TIMEOUT = 120
+
+
+def run_test(title, run, args, instances=None, during_storm=None, after_settling=None):
+    """Start the shop, set up the catalogue, run the storm (``during_storm(stack,
+    duration)`` in a thread beside it), wait for it to settle, check; then
+    stop the shop, write var/<run>/report.json, print it and exit 0 or 1.
+    ``after_settling(stack, report)`` adds its own figures and checks."""
+    env = prepare(run, args)
+    stack = Stack(run, env, instances)
+    try:
+        stack.start_all()
+        shop = Shop(f"http://127.0.0.1:{args.port}")
+        product_ids = shop.set_up()
+        print(f"storm: {args.users} customers for {args.duration:g} s on "
+              f"{', '.join(sorted(stack.processes))}", flush=True)
+        beside = threading.Thread(
+            target=during_storm or (lambda stack, duration: None),
+            args=(stack, args.duration), daemon=True)
+        beside.start()
+        storm = shop.storm(product_ids, args.users, args.duration)
+        beside.join()
+        report = settle_and_check(env, storm, product_ids)
+        if after_settling:
+            after_settling(stack, report)
+        report["crashed_services"] = stack.crashed()
+        report["checks"]["no service crashed"] = not report["crashed_services"]
+        report["passed"] = all(report["checks"].values())
+    finally:
+        stack.stop_all()
+    (stack.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print_report(title, report)
+    sys.exit(0 if report["passed"] else 1)
 
 
 def add_arguments(parser, users, duration):
@@ -327,8 +360,7 @@ def print_report(title, report):
           f"{'yes' if not report['reserved_mismatch'] else report['reserved_mismatch']}")
     print(f"  dead letters               {report['dead_letters']}")
     print(f"  time to settle             {report['settle_seconds']} s")
-    if "crashed_services" in report:
-        print(f"  services that crashed      {', '.join(report['crashed_services']) or 'none'}")
+    print(f"  services that crashed      {', '.join(report['crashed_services']) or 'none'}")
     for instance, handled in report.get("handled_per_instance", {}).items():
         print(f"  {instance:<27}handled {handled} messages")
     print(f"  HTTP answers               {report['http_answers']}")
