@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test validate-deploy test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -52,6 +52,19 @@ chaos: install
 scale-test: install
 	$(BIN)/python -m tools.scale $(SCALE_ARGS)
 
+# Checks docker-compose.yml (docker-compose config: no Docker engine needed)
+# and the Kubernetes manifests against the Kubernetes schemas, offline.
+DEPLOY_VENV := .venv-deploy
+validate-deploy: $(DEPLOY_VENV)/.installed
+	JWT_SECRET=validation-only-secret-0123456789abcdef docker-compose config --quiet
+	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet k8s/*.yaml
+	@echo "docker-compose.yml and k8s/ are valid"
+
+$(DEPLOY_VENV)/.installed: deploy/validate-requirements.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/validate-requirements.txt
+	touch $@
+
 test: install
 	$(BIN)/nameko test $(PYTEST_ARGS)
 
@@ -65,4 +78,4 @@ test-postgres: install test-databases
 	SHOP_TEST_DATABASE=postgresql $(BIN)/nameko test $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(DEPLOY_VENV) var

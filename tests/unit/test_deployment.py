@@ -1,0 +1,108 @@
+"""docker-compose.yml and k8s/ agree with the shop: the settings they give
+pass the services' own checks, in production mode, and the topology is the
+documented one. (`make validate-deploy` checks them against their schemas.)"""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from nameko.exceptions import ConfigurationError
+
+from common.config import check_settings, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP_SERVICES = ("users", "products", "inventory", "orders", "gateway")
+
+
+def plain_loader():
+    """YAML's safe loader without the ``${...}`` substitution nameko's config
+    loading registers on it: these files are read as their tools read them."""
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith("env_var")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return Loader
+
+
+def compose():
+    return yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=plain_loader())
+
+
+def k8s_documents():
+    for path in sorted((ROOT / "k8s").glob("*.yaml")):
+        yield from yaml.load_all(path.read_text(), Loader=plain_loader())
+
+
+def k8s(kind, name):
+    [document] = [d for d in k8s_documents() if d["kind"] == kind and d["metadata"]["name"] == name]
+    return document
+
+
+def resolve_compose_variables(value, given):
+    """``${NAME:-default}`` and ``${NAME:?message}`` as compose resolves them."""
+    def substitute(match):
+        name, operator, rest = match.group(1), match.group(2), match.group(3)
+        if name in given:
+            return given[name]
+        if operator == ":?":
+            raise KeyError(name)
+        return rest
+    return re.sub(r"\$\{(\w+)(:-|:\?)?([^}]*)\}", substitute, str(value))
+
+
+def config_with_environment(monkeypatch, environment):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return load_config(ROOT / "config.yaml")
+
+
+def test_compose_gives_every_service_settings_it_accepts_in_production(monkeypatch):
+    services = compose()["services"]
+    for name in SHOP_SERVICES + ("migrate",):
+        environment = {
+            key: resolve_compose_variables(value, {"JWT_SECRET": "s" * 40})
+            for key, value in services[name]["environment"].items()}
+        assert environment["SHOP_ENV"] == "production"
+        config = config_with_environment(monkeypatch, environment)
+        check_settings(config)
+        assert all(uri.startswith("postgresql://") for uri in config["DB_URIS"].values())
+
+
+def test_compose_runs_migrations_once_before_the_services_and_scales_out():
+    services = compose()["services"]
+    assert services["migrate"]["entrypoint"] == ["python", "-m", "tools.migrate"]
+    for name in SHOP_SERVICES:
+        assert services[name]["command"] == [f"{name}.service"]
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"}
+        assert "healthcheck" in services[name] and services[name]["restart"] == "unless-stopped"
+    assert services["orders"]["deploy"]["replicas"] == services["inventory"]["deploy"]["replicas"] == 2
+    assert services["gateway"]["ports"] == ["8000:8000"]
+
+
+def test_the_kubernetes_settings_pass_once_the_secrets_are_replaced(monkeypatch):
+    environment = {**k8s("ConfigMap", "shop-config")["data"],
+                   **k8s("Secret", "shop-secrets")["stringData"]}
+    with pytest.raises(ConfigurationError, match="JWT.SECRET"):  # placeholders refused
+        check_settings(config_with_environment(monkeypatch, environment))
+    environment["JWT_SECRET"] = "s" * 40
+    check_settings(config_with_environment(monkeypatch, environment))
+
+
+def test_each_kubernetes_deployment_runs_its_service_with_probes():
+    for name in SHOP_SERVICES:
+        [container] = k8s("Deployment", name)["spec"]["template"]["spec"]["containers"]
+        assert container["args"] == [f"{name}.service"]
+        assert container["resources"]["requests"]
+        probes = (container["readinessProbe"], container["livenessProbe"])
+        if name == "gateway":
+            assert [p["httpGet"]["path"] for p in probes] == ["/health/ready", "/health"]
+        else:
+            assert all(p["exec"]["command"] == ["python", "-m", "tools.healthcheck", name]
+                       for p in probes)
+    job = k8s("Job", "shop-migrate")["spec"]["template"]["spec"]["containers"][0]
+    assert job["command"] == ["python", "-m", "tools.migrate"]
+    scaled = {d["spec"]["scaleTargetRef"]["name"] for d in k8s_documents()
+              if d["kind"] == "HorizontalPodAutoscaler"}
+    assert scaled == {"orders", "inventory"}
