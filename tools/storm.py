@@ -202,6 +202,10 @@ class Shop:
         return response.json()["access_token"]
 
     def set_up(self):
+        # the users service creates the admin just after it starts consuming
+        credentials = {"username": ADMIN[0], "password": ADMIN[1]}
+        wait(lambda: getattr(self.call("POST", "/login", json=credentials), "status_code", None)
+             == 200, 30, "the admin account")
         admin = self.token(*ADMIN)
         product_ids = []
         for number in range(PRODUCTS):
