@@ -41,3 +41,100 @@ class OrderItemBody(Schema):
 class OrderBody(Schema):
     items = fields.List(fields.Nested(OrderItemBody), required=True,
                         validate=validate.Length(min=1, max=50))
+
+
+# What the API answers: the contract the OpenAPI document publishes.
+
+class ErrorOut(Schema):
+    error = fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = fields.String(required=True, metadata={"description": "a sentence for humans"})
+    details = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()),
+        metadata={"description": "messages per invalid field"})
+
+
+class UserOut(Schema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(("customer", "admin")))
+
+
+class TokenOut(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, validate=validate.Equal("bearer"))
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds"})
+
+
+class ProductOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    price = price_field(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class _Page(Schema):
+    total = fields.Integer(required=True, metadata={"description": "items in all pages"})
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+class ProductPage(_Page):
+    items = fields.List(fields.Nested(ProductOut), required=True)
+
+
+class StockOut(Schema):
+    product_id = fields.Integer(required=True)
+    on_hand = fields.Integer(required=True)
+    reserved = fields.Integer(required=True)
+    available = fields.Integer(required=True)
+
+
+class OrderLineOut(Schema):
+    product_id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    unit_price = price_field(required=True)
+
+
+class ShortLineOut(Schema):
+    product_id = fields.Integer(required=True)
+    requested = fields.Integer(required=True)
+    available = fields.Integer(required=True)
+
+
+class OrderOut(Schema):
+    id = fields.Integer(required=True)
+    user_id = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf((
+        "pending", "awaiting_payment", "paid", "rejected", "cancelled", "expired")))
+    items = fields.List(fields.Nested(OrderLineOut), required=True)
+    total = price_field(required=True)
+    reason = fields.String(required=True, allow_none=True)
+    short = fields.List(fields.Nested(ShortLineOut), required=True, allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(required=True, allow_none=True)
+
+
+class OrderPage(_Page):
+    items = fields.List(fields.Nested(OrderOut), required=True)
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True)
+
+
+class ServiceCheckOut(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(("ok", "unavailable")))
+    error = fields.String()
+
+
+class ReadyOut(Schema):
+    status = fields.String(required=True)
+    services = fields.Dict(keys=fields.String(), values=fields.Nested(ServiceCheckOut),
+                           required=True)
+    error = fields.String()
+    message = fields.String()

@@ -1,13 +1,23 @@
+import functools
+import os
+
 import eventlet
 from eventlet.greenpool import GreenPool
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.security import safe_join
+from werkzeug.utils import send_file
+from werkzeug.wrappers import Response
 
-from common.errors import ServiceUnavailable, ShopError
+from common.errors import NotFound, ServiceUnavailable, ShopError
 from common.rpc import ServiceRpc
 from common.schemas import PageSchema
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
+from gateway.openapi import SWAGGER_PAGE, build_spec, documented
 from gateway.schemas import (
-    LoginBody, OrderBody, ProductBody, ProductPatchBody, RegisterBody, StockQuantityBody)
+    ErrorOut, HealthOut, LoginBody, OrderBody, OrderOut, OrderPage, ProductBody, ProductOut,
+    ProductPage, ProductPatchBody, ReadyOut, RegisterBody, StockOut, StockQuantityBody, TokenOut,
+    UserOut)
 
 DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
 READY_TIMEOUT_SECONDS = 1
@@ -24,12 +34,36 @@ class GatewayService:
     orders = ServiceRpc("orders")
     auth = Auth()
 
+    @http("GET", "/openapi.json")
+    @documented("This document", answers={200: (None, "The OpenAPI 3 document")}, local=True)
+    def openapi(self, request):
+        return json_response(200, openapi_document())
+
+    @http("GET", "/docs")
+    @documented("Swagger UI for this document", content_type="text/html",
+                answers={200: (None, "An HTML page")}, local=True)
+    def docs(self, request):
+        return Response(SWAGGER_PAGE, mimetype="text/html")
+
+    @http("GET", "/docs/<path:filename>")
+    @documented("Swagger UI's static files", answers={200: (None, "A file")}, errors=(404,),
+                local=True)
+    def docs_file(self, request, filename):
+        path = safe_join(str(swagger_ui_path), filename)
+        if path is None or not os.path.isfile(path):
+            raise NotFound(f"No file {filename}", "file_not_found")
+        return send_file(path, request.environ)
+
     @http("GET", "/health")
+    @documented("The gateway is alive", answers={200: (HealthOut, "Alive")}, local=True)
     def health(self, request):
         """The gateway is alive: it answers HTTP."""
         return json_response(200, {"status": "ok"})
 
     @http("GET", "/health/ready")
+    @documented("Every domain service and its database answer within 1 s", answers={
+        200: (ReadyOut, "Ready"), 503: (ReadyOut, "Not ready: the services that did not answer")},
+        local=True)
     def ready(self, request):
         """Every domain service answers a ping, database included, within 1 s."""
         checks = dict(GreenPool().imap(self._check, DOMAIN_SERVICES))
@@ -51,31 +85,41 @@ class GatewayService:
         return service_name, {"status": "ok"}
 
     @http("POST", "/register")
+    @documented("Register a customer", body=RegisterBody,
+                answers={201: (UserOut, "Registered")}, errors=(409,))
     def register(self, request):
         body = load_body(request, RegisterBody())
         return json_response(201, self.users.register(**body))
 
     @http("POST", "/login")
+    @documented("Log in: an access token", body=LoginBody,
+                answers={200: (TokenOut, "A bearer token")}, errors=(401,))
     def login(self, request):
         body = load_body(request, LoginBody())
         return json_response(200, self.users.authenticate(**body))
 
     @http("GET", "/users/me")
+    @documented("The caller's account", auth="user", answers={200: (UserOut, "The account")})
     def me(self, request):
         claims = self.auth.user(request)
         return json_response(200, self.users.get_user(claims.user_id))
 
     @http("GET", "/products")
+    @documented("A page of the catalogue", query=PageSchema,
+                answers={200: (ProductPage, "The page")})
     def list_products(self, request):
         page = load_query(request, PageSchema())
         listing = self.products.list(**page)
         return json_response(200, {**listing, **page})
 
     @http("GET", f"/products/{PRODUCT_ID}")
+    @documented("One product", answers={200: (ProductOut, "The product")})
     def get_product(self, request, product_id):
         return json_response(200, self.products.get(product_id))
 
     @http("POST", "/products")
+    @documented("Add a product", auth="admin", body=ProductBody,
+                answers={201: (ProductOut, "Created")})
     def create_product(self, request):
         self.auth.admin(request)
         schema = ProductBody()
@@ -83,6 +127,8 @@ class GatewayService:
         return json_response(201, self.products.create(**fields))
 
     @http("PATCH", f"/products/{PRODUCT_ID}")
+    @documented("Change some fields of a product", auth="admin", body=ProductPatchBody,
+                answers={200: (ProductOut, "Changed")})
     def update_product(self, request, product_id):
         self.auth.admin(request)
         schema = ProductPatchBody()
@@ -90,16 +136,21 @@ class GatewayService:
         return json_response(200, self.products.update(product_id, changes))
 
     @http("DELETE", f"/products/{PRODUCT_ID}")
+    @documented("Take a product out of the catalogue (soft delete)", auth="admin",
+                answers={204: (None, "Deleted")})
     def delete_product(self, request, product_id):
         self.auth.admin(request)
         self.products.delete(product_id)
         return empty_response(204)
 
     @http("GET", f"/inventory/{PRODUCT_ID}")
+    @documented("The stock of a product", answers={200: (StockOut, "The stock")})
     def get_stock(self, request, product_id):
         return json_response(200, self.inventory.get_stock(product_id))
 
     @http("POST", f"/inventory/{PRODUCT_ID}")
+    @documented("Restock a product", auth="admin", body=StockQuantityBody,
+                answers={200: (StockOut, "The new stock")})
     def add_stock(self, request, product_id):
         self.auth.admin(request)
         body = load_body(request, StockQuantityBody())
@@ -107,18 +158,24 @@ class GatewayService:
         return json_response(200, self.inventory.add_stock(product_id, body["quantity"]))
 
     @http("DELETE", f"/inventory/{PRODUCT_ID}")
+    @documented("Write stock off", auth="admin", body=StockQuantityBody,
+                answers={200: (StockOut, "The new stock")}, errors=(409,))
     def remove_stock(self, request, product_id):
         self.auth.admin(request)
         body = load_body(request, StockQuantityBody())
         return json_response(200, self.inventory.remove_stock(product_id, body["quantity"]))
 
     @http("POST", "/orders")
+    @documented("Place an order; stock is reserved next", auth="user", body=OrderBody,
+                answers={202: (OrderOut, "Accepted, pending")})
     def place_order(self, request):
         claims = self.auth.user(request)
         body = load_body(request, OrderBody())
         return json_response(202, self.orders.place_order(claims.user_id, body["items"]))
 
     @http("GET", "/orders")
+    @documented("A page of the caller's orders, newest first", auth="user", query=PageSchema,
+                answers={200: (OrderPage, "The page")})
     def list_orders(self, request):
         claims = self.auth.user(request)
         page = load_query(request, PageSchema())
@@ -126,6 +183,8 @@ class GatewayService:
         return json_response(200, {**listing, **page})
 
     @http("GET", f"/orders/{ORDER_ID}")
+    @documented("One of the caller's orders (any order, for an admin)", auth="user",
+                answers={200: (OrderOut, "The order")})
     def get_order(self, request, order_id):
         claims = self.auth.user(request)
         # an admin sees any order; anyone else only their own, and 404 for the rest
@@ -133,11 +192,21 @@ class GatewayService:
         return json_response(200, self.orders.get_order(order_id, owner))
 
     @http("POST", f"/orders/{ORDER_ID}/pay")
+    @documented("Pay an order awaiting payment", auth="user",
+                answers={200: (OrderOut, "Paid"), 402: (ErrorOut, "The payment was declined")},
+                errors=(409,))
     def pay_order(self, request, order_id):
         claims = self.auth.user(request)
         return json_response(200, self.orders.pay_order(order_id, claims.user_id))
 
     @http("POST", f"/orders/{ORDER_ID}/cancel")
+    @documented("Cancel a pending or unpaid order", auth="user",
+                answers={200: (OrderOut, "Cancelled")}, errors=(409,))
     def cancel_order(self, request, order_id):
         claims = self.auth.user(request)
         return json_response(200, self.orders.cancel_order(order_id, claims.user_id))
+
+
+@functools.cache
+def openapi_document():
+    return build_spec(GatewayService)
