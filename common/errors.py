@@ -92,3 +92,15 @@ class ServiceUnavailable(ShopError):
 
     status = 503
     default_code = "service_unavailable"
+
+
+class TooManyRequests(ShopError):
+    """Refused for a while (429); ``retry_after`` seconds says how long.
+    Raised in the gateway only, so it never crosses RPC."""
+
+    status = 429
+    default_code = "too_many_requests"
+
+    def __init__(self, message, retry_after, code=None):
+        super().__init__(message, code)
+        self.retry_after = retry_after

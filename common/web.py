@@ -83,27 +83,50 @@ def load_query(request, schema):
     return load(schema, request.args.to_dict(), "The query string is invalid")
 
 
+CORS_PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
+
 class JsonRequest(Request):
     max_content_length = MAX_BODY_BYTES
 
 
 class JsonWsgiApp:
-    """nameko's WsgiApp with JSON answers for requests no route takes."""
+    """nameko's WsgiApp with JSON answers for requests no route takes, and
+    CORS for the origins in ``CORS.ALLOW_ORIGINS`` (none by default)."""
 
     def __init__(self, server):
         self.server = server
         self.url_map = server.make_url_map()
+        origins = (server.container.config.get("CORS") or {}).get("ALLOW_ORIGINS") or ""
+        self.cors_origins = {origin.strip() for origin in origins.split(",") if origin.strip()}
 
     def __call__(self, environ, start_response):
         request = JsonRequest(environ, shallow=True)
+        origin = request.headers.get("Origin")
+        cors = origin in self.cors_origins
+        if cors and request.method == "OPTIONS" and \
+                "Access-Control-Request-Method" in request.headers:
+            response = Response(status=204, headers=CORS_PREFLIGHT_HEADERS)
+        else:
+            response = self.route(request, environ)
+        if cors:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+            response.headers.add("Vary", "Origin")
+        return response(environ, start_response)
+
+    def route(self, request, environ):
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
             request.path_values = values
-            response = provider.handle_request(request)
+            return provider.handle_request(request)
         except HTTPException as exc:
-            response = http_error_response(exc)
-        return response(environ, start_response)
+            return http_error_response(exc)
 
 
 class JsonWebServer(WebServer):
@@ -132,6 +155,8 @@ class JsonHttpRequestHandler(HttpRequestHandler):
     def _error_headers(self, exc):
         if exc.status == 401:
             return {"WWW-Authenticate": "Bearer"}
+        if exc.status == 429:
+            return {"Retry-After": str(exc.retry_after)}
         if exc.status == 503:
             # by then an open circuit breaker lets a trial call through
             retry_after = self.container.config["RPC"]["BREAKER_RESET_SECONDS"]

@@ -24,6 +24,7 @@ ERROR_DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
     413: "Body over 1 MiB",
+    429: "Too many failed attempts; see Retry-After",
     503: "A service did not answer in time or is failing; see Retry-After",
 }
 

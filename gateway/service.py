@@ -8,12 +8,13 @@ from werkzeug.security import safe_join
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
-from common.errors import NotFound, ServiceUnavailable, ShopError
+from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
 from common.rpc import ServiceRpc
 from common.schemas import PageSchema
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
 from gateway.openapi import SWAGGER_PAGE, build_spec, documented
+from gateway.throttle import LoginThrottle
 from gateway.schemas import (
     ErrorOut, HealthOut, LoginBody, OrderBody, OrderOut, OrderPage, ProductBody, ProductOut,
     ProductPage, ProductPatchBody, ReadyOut, RegisterBody, StockOut, StockQuantityBody, TokenOut,
@@ -33,6 +34,7 @@ class GatewayService:
     inventory = ServiceRpc("inventory")
     orders = ServiceRpc("orders")
     auth = Auth()
+    login_attempts = LoginThrottle()
 
     @http("GET", "/openapi.json")
     @documented("This document", answers={200: (None, "The OpenAPI 3 document")}, local=True)
@@ -93,10 +95,18 @@ class GatewayService:
 
     @http("POST", "/login")
     @documented("Log in: an access token", body=LoginBody,
-                answers={200: (TokenOut, "A bearer token")}, errors=(401,))
+                answers={200: (TokenOut, "A bearer token")}, errors=(401, 429))
     def login(self, request):
         body = load_body(request, LoginBody())
-        return json_response(200, self.users.authenticate(**body))
+        username, client = body["username"], request.remote_addr
+        self.login_attempts.check(username, client)
+        try:
+            token = self.users.authenticate(**body)
+        except Unauthorized:
+            self.login_attempts.failed(username, client)
+            raise
+        self.login_attempts.succeeded(username, client)
+        return json_response(200, token)
 
     @http("GET", "/users/me")
     @documented("The caller's account", auth="user", answers={200: (UserOut, "The account")})
