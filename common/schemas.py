@@ -21,7 +21,18 @@ def load(schema, data, message="Invalid input"):
     try:
         return schema.load(data)
     except ValidationError as exc:
-        raise InvalidInput(message, details=exc.messages) from None
+        raise InvalidInput(message, details=field_messages(exc.messages)) from None
+
+
+def field_messages(messages, prefix=""):
+    """marshmallow's nested messages as ``{"items.0.quantity": ["..."]}``:
+    one level, a list of sentences per field, whatever the nesting."""
+    if isinstance(messages, list):
+        return {prefix or "_schema": messages}
+    flat = {}
+    for key, value in messages.items():
+        flat.update(field_messages(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 class Money(fields.Field):
@@ -30,7 +41,7 @@ class Money(fields.Field):
     ``Decimal`` quantized to cents, dumped as a string with two places.
     Floats are refused: they cannot hold a price exactly."""
 
-    _pattern = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+    pattern = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
     default_error_messages = {
         "invalid": 'Must be a decimal amount with at most 2 decimal places, such as "12.50".',
     }
@@ -44,7 +55,7 @@ class Money(fields.Field):
             text = value.strip()
         else:
             raise self.make_error("invalid")
-        if not self._pattern.match(text):
+        if not self.pattern.match(text):
             raise self.make_error("invalid")
         return Decimal(text).quantize(CENT)
 

@@ -76,6 +76,7 @@ def build_spec(service_cls):
                    info={"description": "The shop's HTTP API. Money is a decimal string."})
     # an amount such as "12.50": a string, so that no client reads it as a float
     marshmallow_plugin.map_to_openapi_type(Money, "string", "decimal")
+    marshmallow_plugin.converter.add_attribute_function(money_pattern)
     spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorOut)
@@ -89,6 +90,12 @@ def build_spec(service_cls):
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
     return spec.to_dict()
+
+
+def money_pattern(self, field, **kwargs):
+    if isinstance(field, Money):
+        return {"pattern": field.pattern.pattern, "example": "12.50"}
+    return {}
 
 
 def _operation(name, url, operation):

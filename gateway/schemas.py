@@ -6,7 +6,9 @@ from common.schemas import id_field, price_field
 
 
 class RegisterBody(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=3, max=32))
+    username = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9_.-]{3,32}$",
+        error="Must be 3 to 32 characters: letters, digits, '_', '.' or '-'."))
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, validate=validate.Length(min=8, max=128))
 
@@ -17,7 +19,9 @@ class LoginBody(Schema):
 
 
 class ProductBody(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[
+        validate.Length(min=1, max=200),
+        validate.Regexp(r"\S", error="Must not be blank.")])
     description = fields.String(validate=validate.Length(max=5000))
     price = price_field(required=True)
 
@@ -50,7 +54,8 @@ class ErrorOut(Schema):
     message = fields.String(required=True, metadata={"description": "a sentence for humans"})
     details = fields.Dict(
         keys=fields.String(), values=fields.List(fields.String()),
-        metadata={"description": "messages per invalid field"})
+        metadata={"description": "messages per invalid field; a nested field as a dotted path "
+                              "such as items.0.quantity"})
 
 
 class UserOut(Schema):

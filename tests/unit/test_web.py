@@ -6,8 +6,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.test import EnvironBuilder
 
 from common.errors import InvalidInput
+from common.schemas import field_messages, price_field
 from common.web import MAX_BODY_BYTES, JsonRequest, load_body
-from common.schemas import price_field
 
 
 class Body(Schema):
@@ -41,3 +41,9 @@ def test_invalid_fields_are_named_in_details():
 def test_a_body_over_one_mebibyte_is_refused():
     with pytest.raises(RequestEntityTooLarge):
         load_body(request_with(b"x" * (MAX_BODY_BYTES + 1)), Body())
+
+
+def test_nested_validation_messages_are_flattened_to_dotted_fields():
+    assert field_messages({"items": {0: {"quantity": ["Too big."]}, 2: {"product_id": ["No."]}},
+                           "name": ["Missing."]}) == {
+        "items.0.quantity": ["Too big."], "items.2.product_id": ["No."], "name": ["Missing."]}
