@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test validate-deploy test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test validate-deploy fuzz test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -65,6 +65,17 @@ $(DEPLOY_VENV)/.installed: deploy/validate-requirements.txt
 	$(DEPLOY_VENV)/bin/pip install --quiet -r deploy/validate-requirements.txt
 	touch $@
 
+# Fuzzes the running shop (make run) with schemathesis, from its own virtualenv.
+FUZZ_VENV := .venv-fuzz
+fuzz: install $(FUZZ_VENV)/.installed
+	@mkdir -p var/fuzz
+	$(BIN)/python -m tools.fuzz $(FUZZ_ARGS)
+
+$(FUZZ_VENV)/.installed: tools/fuzz-requirements.txt
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet -r tools/fuzz-requirements.txt
+	touch $@
+
 test: install
 	$(BIN)/nameko test $(PYTEST_ARGS)
 
@@ -78,4 +89,4 @@ test-postgres: install test-databases
 	SHOP_TEST_DATABASE=postgresql $(BIN)/nameko test $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) var
+	rm -rf $(VENV) $(DEPLOY_VENV) $(FUZZ_VENV) var
