@@ -1,0 +1,57 @@
+"""Swagger UI at /docs, in a real headless Chromium driven by chromedriver:
+the page loads its own static files from the gateway, reads /openapi.json
+and lists every operation. The screenshot is kept in var/screenshots/."""
+import os
+import pathlib
+import shutil
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+SCREENSHOT = pathlib.Path(__file__).parents[2] / "var" / "screenshots" / "docs.png"
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        message = "needs Debian's chromium and chromium-driver (apt install chromium chromium-driver)"
+        if os.environ.get("SHOP_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--window-size=1280,2400"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_swagger_ui_lists_every_operation_of_the_document(api, browser):
+    document = api.call("GET", "/openapi.json").json()
+    documented = {(method.upper(), path) for path, operations in document["paths"].items()
+                  for method in operations}
+
+    browser.get(f"{api.base_url}/docs")
+    WebDriverWait(browser, 20).until(
+        lambda driver: len(driver.find_elements(By.CSS_SELECTOR, ".opblock")) >= len(documented))
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+
+    listed = {(block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text,
+               block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"))
+              for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")}
+    assert listed == documented
+    assert document["info"]["title"] in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    # the page's scripts and styles came from the gateway, not from a CDN
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(entry => entry.name)")
+    assert loaded and all(url.startswith(api.base_url) for url in loaded)
