@@ -12,7 +12,22 @@ from common.rpc import BROKER_ERRORS
 log = logging.getLogger(__name__)
 
 
-class ShopRpc(Rpc):
+class NamekoContextHeaders:
+    """Context data from the ``nameko.``-prefixed headers only.
+
+    nameko makes every header of an incoming message context data, which
+    every message the worker sends then carries on: RabbitMQ's ``x-death``
+    (with timestamps that the outbox cannot store as JSON) and the retry
+    count of the message being retried, which the next service would take
+    for its own."""
+
+    def unpack_message_headers(self, message):
+        prefix = f"{self.header_prefix}."
+        return {key[len(prefix):]: value for key, value in message.headers.items()
+                if key.startswith(prefix)}
+
+
+class ShopRpc(NamekoContextHeaders, Rpc):
     """nameko's RPC entrypoint, surviving a broker that goes away while the
     reply is sent: nameko would kill the whole service. The caller times out
     instead; the request, never acked, is delivered again once the broker is

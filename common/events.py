@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields
 from nameko.events import EventDispatcher, EventHandler
 
 from common.db import utcnow
+from common.entrypoints import NamekoContextHeaders
 from common.errors import ShopError
 from common.retry import FailedMessages, InvalidEvent
 from common.rpc import BROKER_ERRORS
@@ -59,7 +60,7 @@ def load_event(envelope, data_schema):
         raise InvalidEvent(f"invalid event: {exc.messages}") from None
 
 
-class RetryingEventHandler(EventHandler):
+class RetryingEventHandler(NamekoContextHeaders, EventHandler):
     """nameko's EventHandler, with a failed message retried later or
     dead-lettered (common.retry) instead of acked and lost."""
 

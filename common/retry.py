@@ -33,13 +33,15 @@ from common.errors import ShopError
 
 log = logging.getLogger(__name__)
 
-RETRY_EXCHANGE = Exchange("shop.retry", type="headers", durable=True)
+RETRY_EXCHANGE = Exchange("shop.retry-delays", type="headers", durable=True)
 DEAD_LETTER_EXCHANGE = Exchange("shop.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("shop.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True)
 MAX_DELAY_MS = 60_000
 
 ATTEMPTS_HEADER = "x-shop-attempts"
-DELAY_HEADER = "x-shop-retry-delay"
+# a headers exchange ignores headers named x-... when it matches: a binding on
+# one would take every message, and each retry would go to every delay queue
+DELAY_HEADER = "shop-retry-delay"
 # set on a dead letter
 QUEUE_HEADER = "x-shop-queue"
 REASON_HEADER = "x-shop-reason"
@@ -81,8 +83,9 @@ class FailedMessages(SharedExtension):
             self.container.config[AMQP_URI_CONFIG_KEY], use_confirms=True, mandatory=True)
 
     def handle(self, message, queue_name, exc):
-        """Retry or dead-letter ``message``, taken from ``queue_name``; raises
-        if the broker did not take it, so that the caller requeues it."""
+        """Retry or dead-letter ``message``, taken from ``queue_name``: returns
+        ``"retried"`` or ``"dead_lettered"``; raises if the broker did not take
+        it, so that the caller requeues it."""
         headers = dict(message.headers)
         attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
         headers[ATTEMPTS_HEADER] = attempts
@@ -95,7 +98,7 @@ class FailedMessages(SharedExtension):
                 content_type=message.content_type, content_encoding=message.content_encoding)
             log.warning("%s failed (attempt %s of %s), retrying in %s ms: %s",
                         queue_name, attempts, self.max_attempts, delay, describe(exc))
-            return
+            return "retried"
         headers.update({
             QUEUE_HEADER: queue_name,
             REASON_HEADER: describe(exc),
@@ -108,3 +111,4 @@ class FailedMessages(SharedExtension):
             content_type=message.content_type, content_encoding=message.content_encoding)
         log.error("%s failed after %s attempt(s); dead-lettered: %s",
                   queue_name, attempts, describe(exc))
+        return "dead_lettered"

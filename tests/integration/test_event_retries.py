@@ -1,8 +1,11 @@
 """Event handlers against the real broker: a failure is retried with backoff,
 then dead-lettered with its reason; an invalid event is dead-lettered at once;
 a dead letter can be replayed."""
+import time
+
 import pytest
 from marshmallow import Schema, fields
+from nameko.extensions import DependencyProvider
 from nameko.standalone.events import event_dispatcher
 
 from common.events import envelope, handle_event
@@ -18,12 +21,20 @@ class PaidSchema(Schema):
     order_id = fields.Integer(required=True, strict=True)
 
 
+class ContextData(DependencyProvider):
+    def get_dependency(self, worker_ctx):
+        return worker_ctx.data
+
+
 class Flaky:
-    """Fails ``failures_left`` times, then records what it handled."""
+    """Fails ``failures_left`` times, then records what it handled, and the
+    context data it handled it with."""
 
     name = "flaky"
     failures_left = 0
     handled = []
+    contexts = []
+    context = ContextData()
 
     @handle_event("orders", "order_paid", PaidSchema())
     def on_order_paid(self, data):
@@ -31,19 +42,20 @@ class Flaky:
             Flaky.failures_left -= 1
             raise ConnectionError("the database went away")
         Flaky.handled.append(data)
+        Flaky.contexts.append(dict(self.context))
 
 
 @pytest.fixture
 def flaky(container_factory, shop_config):
-    Flaky.failures_left, Flaky.handled = 0, []
-    shop_config["EVENT_RETRY"] = {"MAX_ATTEMPTS": 3, "FIRST_DELAY_MS": 100}
+    Flaky.failures_left, Flaky.handled, Flaky.contexts = 0, [], []
+    shop_config["EVENT_RETRY"] = {"MAX_ATTEMPTS": 4, "FIRST_DELAY_MS": 100}
     container_factory(Flaky, shop_config).start()
     return Flaky
 
 
 @pytest.fixture
 def send(shop_config):
-    dispatch = event_dispatcher(shop_config)
+    dispatch = event_dispatcher(shop_config, headers={"nameko.request_id": "request-1"})
     return lambda data: dispatch("orders", "order_paid", envelope("orders", "order_paid", data))
 
 
@@ -61,15 +73,27 @@ def test_a_transient_failure_is_retried_until_it_succeeds(flaky, send, dead_lett
     wait_for(lambda: flaky.handled)
     assert flaky.handled == [{"order_id": 1}] and flaky.failures_left == 0
     assert dead_letters() == []
+    # the retry's headers (and RabbitMQ's x-death) do not leak into what the
+    # handler sends on: only nameko's own context does
+    assert flaky.contexts == [{"request_id": "request-1"}]
+
+
+def test_each_retry_is_delivered_once_whatever_delay_queues_exist(flaky, send, dead_letters):
+    flaky.failures_left = 3  # three retries: 100, 200 and 400 ms, their queues declared
+    send({"order_id": 3})
+    wait_for(lambda: flaky.handled)
+    time.sleep(1)  # long enough for any copy in a longer delay queue to come back
+    assert flaky.handled == [{"order_id": 3}]
+    assert dead_letters() == []
 
 
 def test_a_failure_that_lasts_becomes_a_dead_letter_that_can_be_replayed(
         flaky, send, dead_letters, rabbit_config):
-    flaky.failures_left = 3
+    flaky.failures_left = 4
     send({"order_id": 2})
     wait_for(lambda: dead_letters())
     [letter] = dead_letters()
-    assert letter.queue == QUEUE and letter.attempts == 3
+    assert letter.queue == QUEUE and letter.attempts == 4
     assert letter.reason == "ConnectionError: the database went away"
     assert flaky.handled == []
 
