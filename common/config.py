@@ -100,6 +100,25 @@ class RpcSettings(_Section):
         required=True, validate=validate.Range(min=0, min_inclusive=False, max=3600))
 
 
+class MetricsSettings(_Section):
+    HOST = fields.String(load_default="127.0.0.1")
+    # a port per domain service; 0 picks a free one, null serves none
+    PORTS = fields.Dict(keys=fields.String(), values=fields.Integer(
+        allow_none=True, validate=validate.Range(min=0, max=65535)), load_default=dict)
+
+
+class TracingSettings(_Section):
+    # empty: otlp if OTLP_ENDPOINT is set, else none
+    EXPORTER = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(("", "none", "otlp", "memory")))
+    OTLP_ENDPOINT = fields.String(load_default="", allow_none=True)
+
+    @validates_schema
+    def endpoint_for_otlp(self, data, **kwargs):
+        if data.get("EXPORTER") == "otlp" and not data.get("OTLP_ENDPOINT"):
+            raise ValidationError({"OTLP_ENDPOINT": ["is needed with EXPORTER otlp"]})
+
+
 class ShopSettings(_Section):
     """Every setting the shop reads. Services check it before they start."""
 
@@ -124,7 +143,8 @@ class ShopSettings(_Section):
     PAYMENTS = fields.Nested(PaymentSettings, required=True)
     EVENT_RETRY = fields.Nested(EventRetrySettings, required=True)
     RPC = fields.Nested(RpcSettings, required=True)
-
+    METRICS = fields.Nested(MetricsSettings, load_default=dict)
+    TRACING = fields.Nested(TracingSettings, load_default=dict)
 
     @validates_schema
     def production_safe(self, data, **kwargs):

@@ -15,6 +15,8 @@ from common.entrypoints import NamekoContextHeaders
 from common.errors import ShopError
 from common.retry import FailedMessages, InvalidEvent
 from common.rpc import BROKER_ERRORS
+from common.telemetry import telemetry_of, tracer_of
+from common.tracing import SpanKind
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,20 @@ class EventPublisher(EventDispatcher):
     def get_dependency(self, worker_ctx):
         dispatch = super().get_dependency(worker_ctx)
         service_name = self.container.service_name
+        tracer = tracer_of(self.container)
 
         def publish(event_type, data):
-            dispatch(event_type, envelope(service_name, event_type, data))
+            with tracer.outgoing(worker_ctx, *publish_span(service_name, event_type)):
+                dispatch(event_type, envelope(service_name, event_type, data))
 
         return publish
+
+
+def publish_span(service_name, event_type):
+    """The name, kind and attributes of the span of a published event."""
+    return (f"publish {service_name}.{event_type}", SpanKind.PRODUCER,
+            {"messaging.system": "rabbitmq",
+             "messaging.destination.name": f"{service_name}.{event_type}"})
 
 
 def load_event(envelope, data_schema):
@@ -70,7 +81,8 @@ class RetryingEventHandler(NamekoContextHeaders, EventHandler):
         settle = self.queue_consumer.ack_message
         if exc_info is not None:
             try:
-                self.failed_messages.handle(message, self.queue.name, exc_info[1])
+                outcome = self.failed_messages.handle(message, self.queue.name, exc_info[1])
+                self._count_failure(outcome)
             except Exception:
                 log.exception("could not retry or dead-letter a message of %s; requeued",
                               self.queue.name)
@@ -83,6 +95,13 @@ class RetryingEventHandler(NamekoContextHeaders, EventHandler):
             log.warning("could not settle a message of %s, the connection is gone: %s",
                         self.queue.name, exc)
         return result, exc_info
+
+    def _count_failure(self, outcome):
+        telemetry = telemetry_of(self.container)
+        if telemetry is not None:
+            telemetry.metrics.event_failures.labels(
+                service=self.container.service_name, queue=self.queue.name,
+                outcome=outcome).inc()
 
 
 def handle_event(source, event_type, data_schema):

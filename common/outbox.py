@@ -24,11 +24,12 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from nameko.messaging import HeaderEncoder
-from sqlalchemy import JSON, Index, String, Text, select
+from sqlalchemy import JSON, Index, String, Text, func, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from common.db import Database, UtcDateTime, utcnow
-from common.events import envelope
+from common.events import envelope, publish_span
+from common.telemetry import telemetry_of, tracer_of
 
 BATCH_SIZE = 50
 POLL_SECONDS = 1.0
@@ -71,11 +72,13 @@ class OutboxWriter:
         only if, and once, the session commits."""
         now = utcnow()
         session = self.provider.database.dbs[self.worker_ctx].session
+        service_name = self.provider.container.service_name
+        # the headers carry the request id and name this span as the consumer's parent
+        with self.provider.tracer.outgoing(self.worker_ctx, *publish_span(service_name, event_type)):
+            headers = self.provider.get_message_headers(self.worker_ctx)
         session.add(self.provider.model(
-            event_type=event_type,
-            payload=envelope(self.provider.container.service_name, event_type, data),
-            headers=self.provider.get_message_headers(self.worker_ctx),
-            created_at=now, next_attempt_at=now))
+            event_type=event_type, payload=envelope(service_name, event_type, data),
+            headers=headers, created_at=now, next_attempt_at=now))
         self.provider.added.add(self.worker_ctx)
 
 
@@ -103,6 +106,12 @@ class Outbox(DependencyProvider, HeaderEncoder):
 
     def start(self):
         [self.database] = [d for d in self.container.dependencies if isinstance(d, Database)]
+        self.tracer = tracer_of(self.container)
+        telemetry = telemetry_of(self.container)
+        if telemetry is not None:
+            telemetry.metrics.gauge(
+                "shop_outbox_backlog", "Events written but not yet published"
+            ).set_function(self.backlog)
         self.running = True
         self.relay_thread = self.container.spawn_managed_thread(self._relay)
 
@@ -139,6 +148,11 @@ class Outbox(DependencyProvider, HeaderEncoder):
                     self.wakeup.wait()
             self.wakeup = Event()
         log.debug("outbox relay stopped")
+
+    def backlog(self):
+        with self.database.Session() as session:
+            return session.scalar(select(func.count(self.model.id))
+                                  .where(self.model.sent_at.is_(None)))
 
     def relay_once(self):
         """Publish one batch of due rows; True if there may be more."""

@@ -16,6 +16,8 @@ the same proxy with:
 
 An error the downstream service answers (a ShopError, such as NotFound) is an
 answer, not a failure: it passes through and does not count.
+
+With tracing on, each call is a client span, the parent of the callee's.
 """
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
@@ -25,6 +27,8 @@ from nameko.rpc import RpcProxy
 from pybreaker import CircuitBreaker, CircuitBreakerError
 
 from common.errors import ServiceUnavailable, ShopError
+from common.telemetry import tracer_of
+from common.tracing import SpanKind
 
 
 # what a publish raises when the broker cannot be reached
@@ -49,16 +53,21 @@ class ServiceRpc(RpcProxy):
             throw_new_error_on_trip=False)
         super().setup()
 
+    def start(self):
+        self.tracer = tracer_of(self.container)
+        super().start()
+
     def get_dependency(self, worker_ctx):
-        return GuardedServiceProxy(super().get_dependency(worker_ctx), self)
+        return GuardedServiceProxy(super().get_dependency(worker_ctx), self, worker_ctx)
 
 
 class GuardedServiceProxy:
     """``self.products.get(1)``: the call, under the timeout and the breaker."""
 
-    def __init__(self, proxy, provider):
+    def __init__(self, proxy, provider, worker_ctx):
         self._proxy = proxy
         self._provider = provider
+        self._worker_ctx = worker_ctx
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
@@ -66,7 +75,11 @@ class GuardedServiceProxy:
 
         def call(*args, **kwargs):
             try:
-                return self._provider.breaker.call(self._answer, method, args, kwargs)
+                with self._provider.tracer.outgoing(
+                        self._worker_ctx, f"rpc call {target}.{method_name}", SpanKind.CLIENT,
+                        {"rpc.system": "nameko", "rpc.service": target,
+                         "rpc.method": method_name}):
+                    return self._provider.breaker.call(self._answer, method, args, kwargs)
             except CircuitBreakerError:
                 raise ServiceUnavailable(
                     f"The {target} service is failing; try again shortly", "circuit_open") from None

@@ -5,10 +5,18 @@ routes with werkzeug's HTML 404, and reads bodies of any size. Here every
 answer is JSON, every error has the shape
 ``{"error": code, "message": sentence[, "details": {field: [messages]}]}``
 with the right status, and bodies over 1 MiB are refused with 413.
+
+Each request has an id: the client's ``X-Request-ID`` if it is a plausible
+one, else a new one. It is answered in the same header and becomes the
+worker's context data, so it travels with every RPC call and event that
+follows (and is in every log line they write); a W3C ``traceparent`` header
+makes the request part of the client's trace.
 """
 import json
 import logging
 import math
+import re
+import uuid
 from decimal import Decimal
 
 from nameko.exceptions import BadRequest
@@ -83,9 +91,19 @@ def load_query(request, schema):
     return load(schema, request.args.to_dict(), "The query string is invalid")
 
 
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def request_id_of(request):
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+
+
 CORS_PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Allow-Headers": f"Authorization, Content-Type, {REQUEST_ID_HEADER}",
     "Access-Control-Max-Age": "600",
 }
 
@@ -106,6 +124,7 @@ class JsonWsgiApp:
 
     def __call__(self, environ, start_response):
         request = JsonRequest(environ, shallow=True)
+        request_id = environ["shop.request_id"] = request_id_of(request)
         origin = request.headers.get("Origin")
         cors = origin in self.cors_origins
         if cors and request.method == "OPTIONS" and \
@@ -113,9 +132,10 @@ class JsonWsgiApp:
             response = Response(status=204, headers=CORS_PREFLIGHT_HEADERS)
         else:
             response = self.route(request, environ)
+        response.headers[REQUEST_ID_HEADER] = request_id
         if cors:
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+            response.headers["Access-Control-Expose-Headers"] = f"Retry-After, {REQUEST_ID_HEADER}"
             response.headers.add("Vary", "Origin")
         return response(environ, start_response)
 
@@ -132,6 +152,12 @@ class JsonWsgiApp:
 class JsonWebServer(WebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def context_data_from_headers(self, request):
+        context = {"request_id": request.environ["shop.request_id"]}
+        context.update({name: request.headers[name]
+                        for name in TRACE_HEADERS if name in request.headers})
+        return context
 
 
 class JsonHttpRequestHandler(HttpRequestHandler):

@@ -10,7 +10,9 @@ from werkzeug.wrappers import Response
 
 from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
 from common.rpc import ServiceRpc
+from common.metrics import CONTENT_TYPE_LATEST
 from common.schemas import PageSchema
+from common.telemetry import Telemetry
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
 from gateway.openapi import SWAGGER_PAGE, build_spec, documented
@@ -35,6 +37,7 @@ class GatewayService:
     orders = ServiceRpc("orders")
     auth = Auth()
     login_attempts = LoginThrottle()
+    telemetry = Telemetry()
 
     @http("GET", "/openapi.json")
     @documented("This document", answers={200: (None, "The OpenAPI 3 document")}, local=True)
@@ -61,6 +64,12 @@ class GatewayService:
     def health(self, request):
         """The gateway is alive: it answers HTTP."""
         return json_response(200, {"status": "ok"})
+
+    @http("GET", "/metrics")
+    @documented("The gateway's Prometheus metrics", content_type="text/plain",
+                answers={200: (None, "Prometheus text format")}, local=True)
+    def metrics(self, request):
+        return Response(self.telemetry.exposition(), content_type=CONTENT_TYPE_LATEST)
 
     @http("GET", "/health/ready")
     @documented("Every domain service and its database answer within 1 s", answers={

@@ -5,6 +5,7 @@ from common.entrypoints import health_check, rpc
 from common.events import handle_event
 from common.outbox import Outbox
 from common.schemas import load, load_id
+from common.telemetry import Telemetry
 from inventory import stock
 from inventory.domain import COMMITTED, RELEASED, answer
 from inventory.models import Base, OutboxMessage
@@ -22,6 +23,8 @@ class InventoryService:
 
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
+    telemetry = Telemetry(counters={"reservations": (
+        "shop_reservations", "Answers to reservation requests: reserved or failed", ["result"])})
 
     ping = health_check()
 
@@ -67,6 +70,9 @@ class InventoryService:
         else:
             self.outbox.add(*reply)
         self.db.session.commit()
+        if reply is not None:
+            self.telemetry.reservations.labels(
+                result="failed" if reply[0] == "stock_reservation_failed" else "reserved").inc()
 
     @handle_event("orders", "order_paid", OrderEventSchema())
     def on_order_paid(self, event):

@@ -12,6 +12,7 @@ from common.events import handle_event
 from common.outbox import Outbox
 from common.rpc import ServiceRpc
 from common.schemas import load, load_id
+from common.telemetry import Telemetry
 from orders.domain import (
     AWAITING_PAYMENT, PENDING, merge_lines, next_status, price_lines, total_of)
 from orders.models import Base, Order, OrderLine, OutboxMessage
@@ -35,6 +36,9 @@ class OrdersService:
     products = ServiceRpc("products")
     payments = Payments()
     config = Config()
+    telemetry = Telemetry(counters={"orders": (
+        "shop_orders", "Orders, by the status they entered: pending (placed), "
+        "awaiting_payment, rejected, paid, cancelled, expired", ["status"])})
 
     ping = health_check()
 
@@ -61,6 +65,7 @@ class OrdersService:
             "order_id": order.id,
             "items": [{"product_id": pid, "quantity": quantity} for pid, quantity in lines]})
         self.db.session.commit()
+        self.telemetry.orders.labels(status=order.status).inc()
         return order_schema.dump(order)
 
     @rpc
@@ -166,9 +171,11 @@ class OrdersService:
                 self.outbox.add(*announce(order))
             try:
                 self.db.session.commit()
-                return order
             except StaleDataError:
                 self.db.session.rollback()
+            else:
+                self.telemetry.orders.labels(status=order.status).inc()
+                return order
         raise Conflict(f"Order {order_id} is changing; try again", "order_busy")
 
 

@@ -5,6 +5,7 @@ from common.entrypoints import health_check, rpc
 from common.errors import NotFound
 from common.events import EventPublisher
 from common.schemas import PageSchema, load, load_id
+from common.telemetry import Telemetry
 from products.models import Base, Product
 from products.schemas import (
     ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
@@ -17,6 +18,7 @@ class ProductsService:
 
     db = Database(Base)
     publish = EventPublisher()
+    telemetry = Telemetry()
 
     ping = health_check()
 

@@ -104,5 +104,7 @@ def shop_config(base_config, rabbit_config, db_uris):
         AMQP_URI=rabbit_config["AMQP_URI"],
         DB_URIS=db_uris,
         WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
+        # no metrics servers: a test that scrapes them asks for free ports
+        METRICS={"HOST": "127.0.0.1", "PORTS": {}},
     )
     return config

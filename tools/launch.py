@@ -73,8 +73,12 @@ def nameko_run_command(name, config_path):
 
 
 def start_service(name, config_path, index):
+    env = dict(os.environ)
+    if sys.stdout.isatty():
+        # the services write to our pipe, but their lines end up on a terminal
+        env.setdefault("LOG_COLOR", "always")
     process = subprocess.Popen(
-        nameko_run_command(name, config_path),
+        nameko_run_command(name, config_path), env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         # in its own session, so that Ctrl-C reaches the launcher, which
         # then stops the services one by one

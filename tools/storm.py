@@ -107,6 +107,8 @@ def prepare(run, args):
         "AMQP_URI": f"amqp://{BROKER}:5672/{urllib.parse.quote(vhost, safe='')}",
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{args.port}",
         **{f"{name.upper()}_DB_URI": uri for name, uri in uris.items()},
+        # several instances of a service on this machine: each its own metrics port
+        **{f"{name.upper()}_METRICS_PORT": "0" for name in uris},
         "SHOP_ADMIN_USERNAME": ADMIN[0], "SHOP_ADMIN_PASSWORD": ADMIN[1],
         # a dead service is noticed quickly, and trial calls come soon after
         "RPC_TIMEOUT_SECONDS": "3", "RPC_BREAKER_RESET_SECONDS": "2",

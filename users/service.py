@@ -9,6 +9,7 @@ from common.entrypoints import health_check, on_start, rpc
 from common.errors import Conflict, NotFound, Unauthorized
 from common.events import EventPublisher
 from common.schemas import load, load_id
+from common.telemetry import Telemetry
 from common.tokens import Tokens
 from users.models import ADMIN, CUSTOMER, Base, User
 from users.passwords import PasswordHasher
@@ -27,6 +28,7 @@ class UsersService:
     passwords = PasswordHasher()
     tokens = Tokens()
     publish = EventPublisher()
+    telemetry = Telemetry()
     config = Config()
 
     ping = health_check()
