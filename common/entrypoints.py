@@ -1,8 +1,13 @@
 """Entrypoints the shop adds to nameko's."""
 import logging
 
+from kombu.entity import TRANSIENT_DELIVERY_MODE
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY)
 from nameko.extensions import Entrypoint
-from nameko.rpc import Rpc
+from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.timer import Timer
 from sqlalchemy import text
 
@@ -27,11 +32,42 @@ class NamekoContextHeaders:
                 if key.startswith(prefix)}
 
 
+class ReplyPublisher(Publisher):
+    """An RPC reply goes to the caller's exclusive, non-durable reply queue:
+    persisting it would write nothing that outlives the caller, and a confirm
+    would hold the worker for a round trip that changes nothing (a reply
+    lost with the broker leaves the caller to its timeout either way)."""
+
+    use_confirms = False
+    delivery_mode = TRANSIENT_DELIVERY_MODE
+
+
+class ShopResponder(Responder):
+    publisher_cls = ReplyPublisher
+
+
+class ShopRpcConsumer(RpcConsumer):
+    """nameko's RpcConsumer, replying through :class:`ReplyPublisher`."""
+
+    def handle_result(self, message, result, exc_info):
+        config = self.container.config
+        responder = ShopResponder(
+            config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
 class ShopRpc(NamekoContextHeaders, Rpc):
-    """nameko's RPC entrypoint, surviving a broker that goes away while the
-    reply is sent: nameko would kill the whole service. The caller times out
-    instead; the request, never acked, is delivered again once the broker is
-    back, unless it expired (see common.rpc)."""
+    """nameko's RPC entrypoint, replying without a confirm (ReplyPublisher)
+    and surviving a broker that goes away while the reply is sent: nameko
+    would kill the whole service. The caller times out instead; the request,
+    never acked, is delivered again once the broker is back, unless it
+    expired (see common.rpc)."""
+
+    rpc_consumer = ShopRpcConsumer()
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         try:

@@ -5,7 +5,9 @@ import time
 import eventlet
 import pytest
 import requests
+from kombu import Connection
 from nameko.rpc import rpc
+from nameko.testing.utils import get_container
 
 from common.tokens import TokenCodec
 from gateway.service import GatewayService
@@ -99,3 +101,24 @@ def test_a_call_between_services_times_out_too(runner_factory, config):
         # whichever gives up first: orders waiting for products, or the gateway for orders
         "The products service did not answer within 0.5 s",
         "The orders service did not answer within 0.5 s")
+
+
+def test_a_service_known_to_answer_is_still_found_missing_once_its_queue_is_gone(
+        runner_factory, config, get_product):
+    """Requests to a service that answered go unconfirmed; after a call gets
+    no answer they are confirmed again, so a missing queue is reported."""
+    SlowProducts.delay = 0
+    runner = runner_factory(config, GatewayService, SlowProducts)
+    runner.start()
+    assert get_product()[0].status_code == 200
+
+    get_container(runner, SlowProducts).stop()  # its durable queue stays
+    response, _ = get_product()
+    assert response.json()["error"] == "service_timeout"
+
+    with Connection(config["AMQP_URI"]) as connection:
+        connection.default_channel.queue_delete("rpc-products")
+    response, took = get_product()
+    assert took < 0.25
+    assert response.json() == {"error": "service_unavailable",
+                               "message": "The products service is not running"}
