@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test validate-deploy fuzz test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -51,6 +51,14 @@ chaos: install
 # Two instances each of products, orders and inventory under an order storm.
 scale-test: install
 	$(BIN)/python -m tools.scale $(SCALE_ARGS)
+
+# The benchmark: the real stack on PostgreSQL, driven by wrk (apt install wrk).
+# BENCH_ARGS="--duration 5 --concurrency 16" and others: python -m tools.bench --help
+bench: install
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python -m tools.bench --quick $(BENCH_ARGS)
 
 # Checks docker-compose.yml (docker-compose config: no Docker engine needed)
 # and the Kubernetes manifests against the Kubernetes schemas, offline.

@@ -1,0 +1,372 @@
+"""The shop's benchmark (``make bench``; ``make bench-quick`` for a short check).
+
+Starts the real stack (each service its own ``nameko run`` process, on
+RabbitMQ and PostgreSQL by default), loads a catalogue with stock, and drives
+the HTTP API with wrk for bounded durations, at several concurrencies:
+
+- ``product``: ``GET /products/<id>``, a random one of the catalogue;
+- ``catalogue``: ``GET /products?limit=20``;
+- ``place``: ``POST /orders`` (202 accepted), one line of a random product;
+- ``flow``: per virtual user, place an order, wait until it is
+  ``awaiting_payment``, pay (a Python driver: it needs the answers).
+
+In the same run it measures the floor on this machine with stock Nameko
+(tools/bench_floor.py): ``floor-plain``, a trivial ``@http`` endpoint, and
+``floor-one-hop``, an ``@http`` endpoint making one stock RPC call to an echo
+service; and ``shop-one-hop``, the same call over the shop's RPC. Every scenario is reported with its throughput, latency
+percentiles, errors, and its throughput as a ratio to ``floor-one-hop`` at
+the same concurrency: these machines are noisy, ratios are what compare.
+
+Writes var/bench/report.json and report.md, prints a summary table.
+"""
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from tools import storm
+from tools.launch import SERVICES
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "var" / "bench"
+LUA = ROOT / "tools" / "wrk" / "http.lua"
+STOCK_PER_PRODUCT = 1_000_000
+FLOOR = {"bench_floor": "tools.bench_floor:FloorService",
+         "bench_echo": "tools.bench_floor:EchoService",
+         "bench_shop_echo": "tools.bench_floor:ShopEchoService"}
+TARGETS = (
+    ("the shop's RPC hop beats stock Nameko's (shop-one-hop > 1.0x)", "shop-one-hop", 16,
+     lambda result: result["ratio"] > 1.0),
+    # (what, scenario, concurrency, check(result) -> bool)
+    ("GET /products/<id> >= 1.0x the one-hop floor's throughput", "product", 16,
+     lambda result: result["ratio"] >= 1.0),
+    ("POST /orders >= 0.5x the one-hop floor's throughput, no errors", "place", 16,
+     lambda result: result["ratio"] >= 0.5 and result["errors"] == 0),
+    ("full flow: p99 from place to awaiting_payment < 150 ms", "flow", 16,
+     lambda result: result["to_awaiting_payment_ms"]["p99"] < 150),
+)
+MAX_RSS_MB = 150
+SCENARIOS = ("product", "catalogue", "place", "flow")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run for checks: few products, 2 s per scenario, c=16")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
+    parser.add_argument("--port", type=int, default=8097, help="the gateway's port")
+    parser.add_argument("--duration", type=float, help="seconds per scenario")
+    parser.add_argument("--products", type=int)
+    parser.add_argument("--concurrency", type=int, nargs="+")
+    parser.add_argument("--scenario", nargs="+", choices=SCENARIOS, default=SCENARIOS,
+                        help="the shop's scenarios to run (the floor always runs)")
+    args = parser.parse_args(argv)
+    duration = args.duration or (2 if args.quick else 10)
+    products = args.products or (100 if args.quick else 1000)
+    concurrencies = args.concurrency or ([16] if args.quick else [1, 16, 64])
+    if not subprocess.run(["which", "wrk"], capture_output=True).returncode == 0:
+        sys.exit("Error: wrk is not installed (apt install wrk)")
+
+    env = storm.prepare("bench", args)
+    env["LOG_LEVEL"] = "WARNING"  # a line per request would measure the terminal
+    stack = storm.Stack("bench", env)
+    floor_port = args.port + 1
+    progress(f"starting the shop ({args.database}) and the stock Nameko floor")
+    try:
+        stack.start_all()
+        start_floor(stack, env, floor_port)
+        shop = f"http://127.0.0.1:{args.port}"
+        ids, customers = seed(shop, products, max(concurrencies))
+        results = []
+        for concurrency in concurrencies:
+            scenarios = {
+                "floor-plain": dict(url=f"http://127.0.0.1:{floor_port}", path="/plain"),
+                "floor-one-hop": dict(url=f"http://127.0.0.1:{floor_port}", path="/one-hop"),
+                "shop-one-hop": dict(url=f"http://127.0.0.1:{floor_port}", path="/shop-one-hop"),
+                "product": dict(url=shop, path="/products/{id}", ids=ids),
+                "catalogue": dict(url=shop, path="/products?limit=20"),
+                "place": dict(url=shop, path="/orders", method="POST", ids=ids,
+                              token=customers[0],
+                              body='{"items": [{"product_id": {id}, "quantity": 1}]}'),
+            }
+            for name, scenario in scenarios.items():
+                if not (name.endswith("one-hop") or name.startswith("floor")
+                        or name in args.scenario):
+                    continue
+                progress(f"c={concurrency:<3} {name:<14} {duration:g} s")
+                with cpu_meter(stack) as cpu:
+                    result = run_wrk(concurrency, duration, **scenario)
+                results.append({"scenario": name, "concurrency": concurrency, **result,
+                                **cpu.per_request(result["requests"])})
+            if "flow" not in args.scenario:
+                continue
+            progress(f"c={concurrency:<3} {'flow':<14} {duration:g} s")
+            with cpu_meter(stack) as cpu:
+                result = run_flow(shop, customers[:concurrency], ids, duration)
+            results.append({"scenario": "flow", "concurrency": concurrency, **result,
+                            **cpu.per_request(result["requests"])})
+        memory = {name: rss_mb(process.pid) for name, process in stack.processes.items()}
+    finally:
+        stack.stop_all()
+    report = make_report(args, duration, products, results, memory)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (OUT / "report.md").write_text(markdown(report))
+    print()
+    print(markdown(report))
+    print(f"Report: {OUT / 'report.md'} and report.json")
+
+
+def progress(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def start_floor(stack, env, port):
+    floor_env = {**env, "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}
+    for name, target in FLOOR.items():
+        log = open(stack.out / f"{name}.log", "w")
+        stack.processes[name] = subprocess.Popen(
+            [str(Path(sys.executable).parent / "nameko"), "run", "--config", "config.yaml", target],
+            cwd=ROOT, env=floor_env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    for path in ("/one-hop", "/shop-one-hop"):
+        storm.wait(lambda: storm.get_status(f"http://127.0.0.1:{port}{path}") == 200, 60,
+                   "the floor services")
+
+
+def seed(shop, products, users):
+    """``products`` products with plenty of stock, and ``users`` customers' tokens."""
+    progress(f"loading {products} products with stock, and {users} customers")
+    session = requests.Session()
+    storm.wait(lambda: login(session, shop, *storm.ADMIN) is not None, 30, "the admin account")
+    admin = {"Authorization": f"Bearer {login(session, shop, *storm.ADMIN)}"}
+
+    def create(number):
+        with requests.Session() as own:
+            created = own.post(f"{shop}/products", headers=admin, timeout=30, json={
+                "name": f"Bench product {number}", "price": f"{1 + number % 50}.90"})
+            created.raise_for_status()
+            product_id = created.json()["id"]
+            own.post(f"{shop}/inventory/{product_id}", headers=admin, timeout=30,
+                     json={"quantity": STOCK_PER_PRODUCT}).raise_for_status()
+            return product_id
+
+    def customer(number):
+        with requests.Session() as own:
+            username = f"bench{number}"
+            own.post(f"{shop}/register", timeout=30, json={
+                "username": username, "email": f"{username}@example.com",
+                "password": "bench-password"})
+            return login(own, shop, username, "bench-password")
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = sorted(pool.map(create, range(products)))
+        tokens = list(pool.map(customer, range(users)))
+    return ids, tokens
+
+
+def login(session, shop, username, password):
+    try:
+        answer = session.post(f"{shop}/login", timeout=10,
+                              json={"username": username, "password": password})
+    except requests.RequestException:
+        return None
+    return answer.json()["access_token"] if answer.status_code == 200 else None
+
+
+def run_wrk(concurrency, duration, url, path, method="GET", ids=(1,), token=None, body=None):
+    out = OUT / "wrk.json"
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "BENCH_METHOD": method, "BENCH_PATH": path, "BENCH_OUT": str(out),
+           "BENCH_ID_MIN": str(min(ids)), "BENCH_ID_MAX": str(max(ids))}
+    if token:
+        env["BENCH_TOKEN"] = token
+    if body:
+        env["BENCH_BODY"] = body
+    threads = min(concurrency, 2)
+    subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{duration:g}s",
+         "--timeout", "10s", "-s", str(LUA), url],
+        env=env, check=True, capture_output=True)
+    figures = json.loads(out.read_text())
+    seconds = figures["duration_us"] / 1e6
+    return {
+        "throughput": round(figures["requests"] / seconds, 1),
+        "latency_ms": {key: round(value / 1000, 2) for key, value in figures["latency_us"].items()},
+        "errors": sum(figures["errors"].values()),
+        "requests": figures["requests"],
+    }
+
+
+def run_flow(shop, tokens, ids, duration):
+    """Virtual users that place, wait until awaiting_payment, pay; in turn."""
+    deadline = time.monotonic() + duration
+    to_awaiting, totals, errors = [], [], []
+    lock = threading.Lock()
+
+    def user(token):
+        chance = random.Random()
+        headers = {"Authorization": f"Bearer {token}"}
+        with requests.Session() as session:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                placed = session.post(f"{shop}/orders", headers=headers, timeout=10, json={
+                    "items": [{"product_id": chance.choice(ids), "quantity": 1}]})
+                if placed.status_code != 202:
+                    with lock:
+                        errors.append(placed.status_code)
+                    continue
+                order_id = placed.json()["id"]
+                status = "pending"
+                while status == "pending" and time.perf_counter() - started < 10:
+                    time.sleep(0.002)
+                    status = session.get(f"{shop}/orders/{order_id}", headers=headers,
+                                         timeout=10).json()["status"]
+                reserved = time.perf_counter()
+                paid = session.post(f"{shop}/orders/{order_id}/pay", headers=headers, timeout=10)
+                with lock:
+                    if status != "awaiting_payment" or paid.status_code != 200:
+                        errors.append(status if paid.status_code == 200 else paid.status_code)
+                        continue
+                    to_awaiting.append((reserved - started) * 1000)
+                    totals.append((time.perf_counter() - started) * 1000)
+
+    threads = [threading.Thread(target=user, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "throughput": round(len(totals) / duration, 1),
+        "latency_ms": percentiles(totals),
+        "to_awaiting_payment_ms": percentiles(to_awaiting),
+        "errors": len(errors),
+        "requests": len(totals),
+    }
+
+
+class cpu_meter:
+    """CPU time the stack's processes, RabbitMQ and PostgreSQL spend during a
+    scenario, per request: what a request costs, whatever the machine's
+    concurrency limits. (A database connection closed during the scenario
+    takes its time with it: the database's figure is a floor.)"""
+
+    def __init__(self, stack):
+        self.services = [process.pid for process in stack.processes.values()]
+
+    def __enter__(self):
+        self.before = self.read()
+        return self
+
+    def __exit__(self, *exc):
+        after = self.read()
+        self.used = {part: sum(max(0.0, seconds - self.before[part].get(pid, 0.0))
+                               for pid, seconds in times.items())
+                     for part, times in after.items()}
+
+    def read(self):
+        parts = {"services": self.services, "broker": pids_of("beam.smp"),
+                 "database": pids_of("postgres")}
+        return {part: {pid: cpu_seconds(pid) for pid in pids} for part, pids in parts.items()}
+
+    def per_request(self, requests):
+        requests = max(requests, 1)
+        return {"cpu_ms_per_request": {part: round(seconds * 1000 / requests, 3)
+                                       for part, seconds in self.used.items()}}
+
+
+def pids_of(name):
+    found = subprocess.run(["pgrep", "-f", name], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
+def cpu_seconds(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # it ended
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(values):
+    if len(values) < 2:
+        return {"p50": None, "p95": None, "p99": None}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2)}
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def make_report(args, duration, products, results, memory):
+    floor = {result["concurrency"]: result["throughput"] for result in results
+             if result["scenario"] == "floor-one-hop"}
+    for result in results:
+        result["ratio"] = round(result["throughput"] / floor[result["concurrency"]], 2) \
+            if floor.get(result["concurrency"]) else None
+    by_key = {(result["scenario"], result["concurrency"]): result for result in results}
+    targets = []
+    for what, scenario, concurrency, check in TARGETS:
+        result = by_key.get((scenario, concurrency))
+        targets.append({"target": what, "met": bool(result and check(result))})
+    services = {name: mb for name, mb in memory.items() if name.split("-")[0] in SERVICES}
+    targets.append({"target": f"every service process under {MAX_RSS_MB} MB RSS after the run",
+                    "met": all(mb is not None and mb < MAX_RSS_MB for mb in services.values())})
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "mode": "quick" if args.quick else "full",
+        "database": args.database, "seconds_per_scenario": duration, "products": products,
+        "machine": {"cpus": os.cpu_count()},
+        "results": results, "rss_mb": memory, "targets": targets,
+        "history": json.loads((ROOT / "tools" / "bench_history.json").read_text()),
+    }
+
+
+def markdown(report):
+    lines = [
+        f"# Benchmark, {report['when']} ({report['mode']}, {report['database']}, "
+        f"{report['seconds_per_scenario']:g} s per scenario, {report['products']} products, "
+        f"{report['machine']['cpus']} CPUs)", "",
+        "| scenario | c | req/s | x one-hop floor | p50 ms | p95 ms | p99 ms | errors "
+        "| CPU ms/request: services | broker | database |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in report["results"]:
+        latency, cpu = result["latency_ms"], result["cpu_ms_per_request"]
+        lines.append(
+            f"| {result['scenario']} | {result['concurrency']} | {result['throughput']} | "
+            f"{result['ratio']} | {latency['p50']} | {latency['p95']} | {latency['p99']} | "
+            f"{result['errors']} | {cpu['services']} | {cpu['broker']} | {cpu['database']} |")
+    flows = [result for result in report["results"] if result["scenario"] == "flow"]
+    if flows:
+        lines += ["", "Full flow, place to `awaiting_payment` (ms):", "",
+                  "| c | p50 | p95 | p99 |", "|---:|---:|---:|---:|"]
+        lines += [f"| {flow['concurrency']} | {flow['to_awaiting_payment_ms']['p50']} | "
+                  f"{flow['to_awaiting_payment_ms']['p95']} | "
+                  f"{flow['to_awaiting_payment_ms']['p99']} |" for flow in flows]
+    lines += ["", "Memory after the run (RSS, MB): " + ", ".join(
+        f"{name} {mb}" for name, mb in sorted(report["rss_mb"].items())), "",
+        "| target | met |", "|---|---|"]
+    lines += [f"| {target['target']} | {'yes' if target['met'] else 'NO'} |"
+              for target in report["targets"]]
+    lines += ["", "## History", ""]
+    lines += [f"- {entry['date']}: {entry['change']} {entry['effect']}"
+              for entry in report["history"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+-- wrk script for tools/bench.py: one request shape, from the environment.
+-- BENCH_PATH and BENCH_BODY may hold {id}, replaced per request by a random
+-- integer in [BENCH_ID_MIN, BENCH_ID_MAX]; BENCH_TOKEN adds a bearer token.
+-- At the end, the figures go to BENCH_OUT as JSON (latencies in microseconds).
+local method = os.getenv("BENCH_METHOD") or "GET"
+local path = os.getenv("BENCH_PATH") or "/"
+local body = os.getenv("BENCH_BODY")
+local token = os.getenv("BENCH_TOKEN")
+local low = tonumber(os.getenv("BENCH_ID_MIN") or "1")
+local high = tonumber(os.getenv("BENCH_ID_MAX") or "1")
+
+local headers = {}
+if body then headers["Content-Type"] = "application/json" end
+if token then headers["Authorization"] = "Bearer " .. token end
+
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+end
+
+function init(args)
+  math.randomseed(os.time() * 1000 + seed)
+end
+
+function request()
+  local id = tostring(math.random(low, high))
+  local this_body = nil
+  if body then this_body = (body:gsub("{id}", id)) end
+  return wrk.format(method, (path:gsub("{id}", id)), headers, this_body)
+end
+
+function done(summary, latency, requests)
+  local out = assert(io.open(os.getenv("BENCH_OUT"), "w"))
+  local errors = summary.errors
+  out:write(string.format(
+    '{"requests": %d, "duration_us": %d, "errors": {"connect": %d, "read": %d, ' ..
+    '"write": %d, "status": %d, "timeout": %d}, "latency_us": {"p50": %d, ' ..
+    '"p95": %d, "p99": %d, "max": %d}}\n',
+    summary.requests, summary.duration, errors.connect, errors.read, errors.write,
+    errors.status, errors.timeout, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max))
+  out:close()
+end
