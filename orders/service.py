@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from nameko.dependency_providers import Config
 from sqlalchemy import func, select
+from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
 from common.db import Database, utcnow
@@ -149,10 +150,12 @@ class OrdersService:
         except NotFound:
             log.warning("order %s: %s for an unknown order", order_id, action)
 
-    def _order(self, order_id, user_id=None):
-        """The order, fresh from the database; not found for another user's."""
+    def _order(self, order_id, user_id=None, with_lines=True):
+        """The order, fresh from the database; not found for another user's.
+        ``with_lines=False`` leaves its lines to be loaded if they are used."""
         order = self.db.session.get(
-            Order, load_id(order_id, "order"), populate_existing=True)
+            Order, load_id(order_id, "order"), populate_existing=True,
+            options=() if with_lines else [lazyload(Order.lines)])
         if order is None or (user_id is not None and order.user_id != user_id):
             raise NotFound.entity("order", order_id)
         return order
@@ -163,7 +166,8 @@ class OrdersService:
         ``announce(order)`` names the event that goes out with the change:
         ``(event_type, data)``, written to the outbox in the same transaction."""
         for _attempt in range(TRANSITION_ATTEMPTS):
-            order = self._order(order_id)
+            # a status change does not read the lines (an event handler's never does)
+            order = self._order(order_id, with_lines=False)
             order.apply(action, utcnow())
             for name, value in fields.items():
                 setattr(order, name, value)
