@@ -109,29 +109,28 @@ class GuardedServiceProxy:
         return call
 
     def _answer(self, method, args, kwargs):
-        target, timeout = self._provider.target_service, self._provider.timeout
+        provider = self._provider
+        target, timeout = provider.target_service, provider.timeout
         try:
             with eventlet.Timeout(timeout, _Unanswered(
                     f"The {target} service did not answer within {timeout:g} s",
                     "service_timeout")):
-                return self._answered(method, args, kwargs)
+                result = method(*args, **kwargs)
         except UnknownService:
-            raise _Unanswered(
+            raise self._unanswered(
                 f"The {target} service is not running", "service_unavailable") from None
         except BROKER_ERRORS:  # the request could not be sent
-            raise _Unanswered("The message broker is unreachable", "broker_unavailable") from None
+            raise self._unanswered(
+                "The message broker is unreachable", "broker_unavailable") from None
         except _Unanswered:
-            self._provider.known_routable = False
-            raise
-
-    def _answered(self, method, args, kwargs):
-        try:
-            result = method(*args, **kwargs)
-        except (UnknownService, *BROKER_ERRORS):
-            self._provider.known_routable = False
+            provider.known_routable = False
             raise
         except Exception:
-            self._provider.known_routable = True  # an error is an answer too
+            provider.known_routable = True  # an error the service answered
             raise
-        self._provider.known_routable = True
+        provider.known_routable = True
         return result
+
+    def _unanswered(self, message, code):
+        self._provider.known_routable = False
+        return _Unanswered(message, code)

@@ -102,9 +102,10 @@ class Telemetry(DependencyProvider):
         bind_worker(worker_ctx)
         entrypoint = worker_ctx.entrypoint
         kind = entrypoint_kind(entrypoint)
-        self.tracer.start_worker_span(
-            worker_ctx, f"{kind} {worker_ctx.service_name}.{entrypoint.method_name}",
-            SPAN_KINDS.get(kind, SpanKind.INTERNAL), span_attributes(kind, entrypoint))
+        if self.tracer.enabled:
+            self.tracer.start_worker_span(
+                worker_ctx, f"{kind} {worker_ctx.service_name}.{entrypoint.method_name}",
+                SPAN_KINDS.get(kind, SpanKind.INTERNAL), span_attributes(kind, entrypoint))
         self.workers[worker_ctx] = (time.perf_counter(), kind)
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
@@ -127,7 +128,8 @@ class Telemetry(DependencyProvider):
             "http.response.status_code": fields["status"]} if kind == "http" else None)
         # timers tick all day: their lines only at DEBUG
         level = logging.DEBUG if kind == "timer" and exc is None else logging.INFO
-        log.log(level, "%s in %.1f ms", what, seconds * 1000, extra=fields)
+        if log.isEnabledFor(level):
+            log.log(level, "%s in %.1f ms", what, seconds * 1000, extra=fields)
 
     def worker_teardown(self, worker_ctx):
         unbind_worker()

@@ -59,9 +59,8 @@ class ServiceTracer:
 
     def start_worker_span(self, worker_ctx, name, kind, attributes):
         """The span of an entrypoint's worker, child of the caller's span
-        named in the worker's context data; from now on that data names this span."""
-        if not self.enabled:
-            return
+        named in the worker's context data; from now on that data names this span.
+        Only when ``enabled``."""
         parent = PROPAGATOR.extract(worker_ctx.data)
         span = self.tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
         self.worker_spans[worker_ctx] = span

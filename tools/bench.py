@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def main(argv=None):
     duration = args.duration or (2 if args.quick else 10)
     products = args.products or (100 if args.quick else 1000)
     concurrencies = args.concurrency or ([16] if args.quick else [1, 16, 64])
-    if not subprocess.run(["which", "wrk"], capture_output=True).returncode == 0:
+    if shutil.which("wrk") is None:
         sys.exit("Error: wrk is not installed (apt install wrk)")
 
     env = storm.prepare("bench", args)

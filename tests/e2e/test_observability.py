@@ -5,23 +5,20 @@ import json
 import os
 import re
 import signal
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import requests
 from nameko.testing.utils import get_container
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from common.telemetry import telemetry_of
 from gateway.service import GatewayService
 from inventory.service import InventoryService
 from orders.service import OrdersService
 from products.service import ProductsService
-from common.telemetry import telemetry_of
 from tests.conftest import free_port
-from tests.helpers import wait_for
 from tests.e2e.conftest import ADMIN, Api
+from tests.helpers import wait_for
 from tests.e2e.test_launcher import launch, read_until
 from users.service import UsersService
 
@@ -202,49 +199,3 @@ def test_one_order_is_one_trace_across_gateway_orders_products_and_inventory(run
         chain.append(consumer.name)
     assert chain[-1] == "http gateway.place_order"
 
-
-class OtlpReceiver:
-    """A minimal OTLP/HTTP trace collector: keeps the spans POSTed to /v1/traces."""
-
-    def __init__(self):
-        self.spans = []  # (service.name, span name, trace id)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
-                for resource_spans in request.resource_spans:
-                    service = next(attribute.value.string_value
-                                   for attribute in resource_spans.resource.attributes
-                                   if attribute.key == "service.name")
-                    receiver.spans.extend(
-                        (service, span.name, span.trace_id.hex())
-                        for scope_spans in resource_spans.scope_spans
-                        for span in scope_spans.spans)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-OTLP = OtlpReceiver()
-
-
-@pytest.mark.parametrize("settings", [{"TRACING": {"OTLP_ENDPOINT": OTLP.url}}])
-def test_with_an_otlp_endpoint_the_spans_are_exported_to_it(runner, api):
-    api.customer_token(f"c{uuid.uuid4().hex[:8]}")
-    runner.stop()  # flushes the batched spans
-    exported = {(service, name) for service, name, _ in OTLP.spans}
-    assert {("gateway", "http gateway.register"), ("gateway", "rpc call users.register"),
-            ("users", "rpc users.register"), ("users", "publish users.user_registered"),
-            ("gateway", "http gateway.login")} <= exported
-    [trace_id] = {trace for service, name, trace in OTLP.spans
-                  if name.endswith(".register")}
-    assert trace_id != "0" * 32
