@@ -84,8 +84,15 @@ $(FUZZ_VENV)/.installed: tools/fuzz-requirements.txt
 	$(FUZZ_VENV)/bin/pip install --quiet -r tools/fuzz-requirements.txt
 	touch $@
 
+# Nameko's test fixtures make a vhost per test through the management API.
+TEST_AMQP_URI ?= amqp://guest:guest@localhost:5672/
+RABBIT_CTL_URI ?= http://guest:guest@localhost:15672
+NAMEKO_TEST := $(BIN)/nameko test --amqp-uri=$(TEST_AMQP_URI) --rabbit-ctl-uri=$(RABBIT_CTL_URI)
+PREFLIGHT := $(BIN)/python -m tools.preflight tests --amqp-uri=$(TEST_AMQP_URI) --rabbit-ctl-uri=$(RABBIT_CTL_URI)
+
 test: install
-	$(BIN)/nameko test $(PYTEST_ARGS)
+	@$(PREFLIGHT)
+	$(NAMEKO_TEST) $(PYTEST_ARGS)
 
 test-databases:
 	@for db in $(TEST_DATABASES); do \
@@ -93,8 +100,10 @@ test-databases:
 	    || psql "$(PG_URI)/postgres" -qc "CREATE DATABASE $$db" ; \
 	done
 
-test-postgres: install test-databases
-	SHOP_TEST_DATABASE=postgresql $(BIN)/nameko test $(PYTEST_ARGS)
+test-postgres: install
+	@$(PREFLIGHT) --postgres=$(PG_URI)
+	@$(MAKE) --no-print-directory test-databases
+	SHOP_TEST_DATABASE=postgresql $(NAMEKO_TEST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) $(FUZZ_VENV) var
