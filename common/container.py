@@ -3,6 +3,13 @@
 It checks the whole config before nameko builds anything, so a bad setting
 stops ``nameko run`` with one "Error: ..." line instead of a traceback from
 deep inside an extension.
+
+It also stops once however often it is asked: ``nameko run`` starts a new
+``stop()`` for every SIGTERM, and a second one running beside the first
+stops the extensions twice and hangs both. Two SIGTERMs are common: an
+operator's impatience, or the kernel's parent-death signal, which
+``make run``'s launcher asks for and which arrives once per thread of a
+dying launcher.
 """
 from nameko.containers import ServiceContainer
 
@@ -13,3 +20,11 @@ class ShopServiceContainer(ServiceContainer):
     def __init__(self, service_cls, config):
         check_settings(config)
         super().__init__(service_cls, config)
+        self._stopping = False
+
+    def stop(self):
+        if self._stopping:
+            self._died.wait()
+            return
+        self._stopping = True
+        super().stop()

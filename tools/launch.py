@@ -1,10 +1,13 @@
 """Run the whole shop on this machine: ``make run``.
 
-Checks the config and the broker, applies every migration, starts each
-service as its own ``nameko run`` process, prints where the gateway listens
-once every service is consuming, and stops them all on Ctrl-C.
+Checks the config, the ports and the broker, applies every migration, starts
+each service as its own ``nameko run`` process, prints where the gateway
+listens once every service is consuming, and stops them all on Ctrl-C, on
+SIGTERM, or when its terminal closes (SIGHUP). The services never outlive it:
+each one gets SIGTERM from the kernel if the launcher dies, even by SIGKILL.
 """
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -18,12 +21,15 @@ from nameko.exceptions import ConfigurationError
 
 from common.config import DEFAULT_CONFIG_PATH, check_settings, load_config
 from tools.migrate import migrate_all
+from tools.preflight import broker_problem, taken_port_problem
 
 DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
 SERVICES = DOMAIN_SERVICES + ("gateway",)
 START_TIMEOUT = 60
 STOP_TIMEOUT = 10
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COLOURS = ("\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def main(argv=None):
@@ -36,35 +42,54 @@ def main(argv=None):
         check_settings(config)
     except ConfigurationError as exc:
         sys.exit(f"Error: {exc}")
-    check_broker(config["AMQP_URI"])
-    print("Applying database migrations...", flush=True)
+    problem = taken_port_problem(listening_ports(config)) or broker_problem(config["AMQP_URI"])
+    if problem:
+        sys.exit(f"Error: {problem}")
+    say("Applying database migrations...")
     migrate_all(config)
 
     # A shell starts a background job with SIGINT ignored, and the services
     # would inherit that; with a handler here they get the default at exec.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    processes = {name: start_service(name, args.config, index) for index, name in enumerate(SERVICES)}
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, interrupt)
+    processes = {}
     try:
+        for name in SERVICES:
+            processes[name] = start_service(name, args.config)
+        for index, (name, process) in enumerate(processes.items()):
+            relay_output(name, index, process)
         wait_until_ready(config, processes)
-        print(f"\nThe shop is running. Gateway listening on {gateway_url(config)}", flush=True)
-        print("Press Ctrl-C to stop every service.\n", flush=True)
+        say(f"\nThe shop is running. Gateway listening on {gateway_url(config)}")
+        say("Press Ctrl-C to stop every service.\n")
         exited = wait_for_any_exit(processes)
         sys.exit(f"Error: the {exited} service stopped; stopping the others")
     except KeyboardInterrupt:
-        print("\nStopping...", flush=True)
+        say("\nStopping...")
     finally:
         stop_all(processes)
 
 
-def check_broker(amqp_uri):
-    with Connection(amqp_uri, connect_timeout=3) as connection:
-        try:
-            connection.ensure_connection(max_retries=1)
-        except Exception as exc:
-            sys.exit(
-                f"Error: RabbitMQ is not reachable at {connection.as_uri()} ({exc}). "
-                "Start it with `rabbitmq-server -detached` or set AMQP_URI.")
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def say(text):
+    """Print, unless the terminal has gone (closing it is a way to stop the shop)."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
+
+
+def listening_ports(config):
+    """``[(host, port, what)]``: every port a service of the shop listens on."""
+    ports = [(*web_server_address(config), "the gateway, WEB_SERVER_ADDRESS")]
+    metrics = config.get("METRICS") or {}
+    for name, metrics_port in (metrics.get("PORTS") or {}).items():
+        if metrics_port:  # 0 picks a free port, null serves none
+            ports.append((metrics.get("HOST", "127.0.0.1"), int(metrics_port),
+                          f"the {name} service's metrics, METRICS.PORTS.{name}"))
+    return ports
 
 
 def nameko_run_command(name, config_path):
@@ -72,28 +97,48 @@ def nameko_run_command(name, config_path):
             "--config", config_path, f"{name}.service"]
 
 
-def start_service(name, config_path, index):
+def start_service(name, config_path):
     env = dict(os.environ)
     if sys.stdout.isatty():
         # the services write to our pipe, but their lines end up on a terminal
         env.setdefault("LOG_COLOR", "always")
-    process = subprocess.Popen(
+    return subprocess.Popen(
         nameko_run_command(name, config_path), env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         # in its own session, so that Ctrl-C reaches the launcher, which
         # then stops the services one by one
-        start_new_session=True)
+        start_new_session=True, preexec_fn=die_with_parent(os.getpid()))
+
+
+def die_with_parent(parent_pid):
+    """For the child, after fork: SIGTERM from the kernel when the launcher
+    dies, however it dies (no thread runs yet, so this is safe after fork)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_parent_death_signal():
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the launcher died before prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_parent_death_signal
+
+
+def relay_output(name, index, process):
     prefix = f"{name:<9}|"
     if sys.stdout.isatty():
         prefix = f"{COLOURS[index % len(COLOURS)]}{prefix}\033[0m"
-    threading.Thread(target=relay_output, args=(process, prefix), daemon=True).start()
-    return process
 
+    def relay():
+        # keeps draining the pipe when the terminal has gone, so that no
+        # service blocks on a full pipe while it stops
+        for line in process.stdout:
+            try:
+                sys.stdout.write(f"{prefix} {line}")
+                sys.stdout.flush()
+            except OSError:
+                pass
 
-def relay_output(process, prefix):
-    for line in process.stdout:
-        sys.stdout.write(f"{prefix} {line}")
-        sys.stdout.flush()
+    threading.Thread(target=relay, daemon=True).start()
 
 
 def wait_until_ready(config, processes):
@@ -127,11 +172,16 @@ def is_ready(config, name):
         return consumers > 0
 
 
-def gateway_address(config):
+def web_server_address(config):
+    """Where the gateway listens, as nameko reads WEB_SERVER_ADDRESS."""
     host, _, port = str(config["WEB_SERVER_ADDRESS"]).rpartition(":")
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    return host, int(port)
+    return host or "0.0.0.0", int(port)
+
+
+def gateway_address(config):
+    """Where a client on this machine reaches the gateway."""
+    host, port = web_server_address(config)
+    return ("127.0.0.1" if host == "0.0.0.0" else host), port
 
 
 def gateway_url(config):
@@ -148,6 +198,14 @@ def wait_for_any_exit(processes):
 
 
 def stop_all(processes):
+    def kill_the_rest(signum, frame):
+        say("Stopping at once")
+        for process in processes.values():
+            process.kill()
+
+    # a second Ctrl-C (or SIGTERM, SIGHUP) while stopping: no more waiting
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, kill_the_rest)
     for process in processes.values():
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -156,7 +214,7 @@ def stop_all(processes):
         try:
             process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"{name} did not stop within {STOP_TIMEOUT} s; killing it", flush=True)
+            say(f"{name} did not stop within {STOP_TIMEOUT} s; killing it")
             process.kill()
             process.wait()
 

@@ -1,11 +1,15 @@
 """``make run``'s launcher as a user meets it: separate ``nameko run``
 processes, SQLite files it migrates itself, the README's walk-through
-answering as the README says, Ctrl-C stopping them all."""
+answering as the README says, Ctrl-C stopping them all, and no service
+outliving the launcher however it ends."""
+import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,13 +35,65 @@ def processes_with(marker):
     return found
 
 
+LAUNCHER = [sys.executable, "-m", "tools.launch"]
+
+
+def shop_env(rabbit_config, tmp_path, marker):
+    """The environment of a launcher on the test vhost, its own SQLite files
+    and free ports; every process it starts carries ``marker``."""
+    name, value = marker.split("=")
+    return {
+        **os.environ,
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "USERS_DB_URI": f"sqlite:///{tmp_path}/users.db",
+        "PRODUCTS_DB_URI": f"sqlite:///{tmp_path}/products.db",
+        "ORDERS_DB_URI": f"sqlite:///{tmp_path}/orders.db",
+        "INVENTORY_DB_URI": f"sqlite:///{tmp_path}/inventory.db",
+        **{f"{service.upper()}_METRICS_PORT": str(free_port())
+           for service in ("users", "products", "inventory", "orders")},
+        "SHOP_ADMIN_USERNAME": "admin",
+        "SHOP_ADMIN_PASSWORD": "admin-password",
+        name: value,
+    }
+
+
+def new_marker():
+    return f"SHOP_LAUNCH_TEST={uuid.uuid4().hex}"
+
+
 def launch(env):
     """The launcher as a shell's background job (``make run &``) starts it:
     with SIGINT ignored, which its services must not inherit."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tools.launch"], cwd=ROOT, env=env,
+        LAUNCHER, cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+
+def launch_in_terminal(env):
+    """The launcher as ``make run`` typed in a terminal: the launcher leads a
+    session whose controlling terminal is a pseudo-terminal. Returns the
+    process and the terminal's master side; closing it is closing the window."""
+    master, slave = os.openpty()
+
+    def lead_a_session_on_the_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(LAUNCHER, cwd=ROOT, env=env, stdin=slave, stdout=slave,
+                               stderr=slave, preexec_fn=lead_a_session_on_the_terminal)
+    os.close(slave)
+    return process, master
+
+
+def read_terminal_until(master, text, timeout):
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        assert time.monotonic() < deadline, f"no {text!r} on the terminal:\n{seen.decode()}"
+        seen += os.read(master, 65536)
+    return seen.decode()
 
 
 def read_until(process, text, timeout):
@@ -72,31 +129,29 @@ def assert_answers_match_comments(script, output):
 
 
 def test_the_launcher_runs_the_readme_walk_through_and_stops(rabbit_config, tmp_path):
-    port = free_port()
-    marker = f"SHOP_LAUNCH_TEST={uuid.uuid4().hex}"
-    env = {
-        **os.environ,
-        "AMQP_URI": rabbit_config["AMQP_URI"],
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-        "USERS_DB_URI": f"sqlite:///{tmp_path}/users.db",
-        "PRODUCTS_DB_URI": f"sqlite:///{tmp_path}/products.db",
-        "ORDERS_DB_URI": f"sqlite:///{tmp_path}/orders.db",
-        "INVENTORY_DB_URI": f"sqlite:///{tmp_path}/inventory.db",
-        "SHOP_ADMIN_USERNAME": "admin",
-        "SHOP_ADMIN_PASSWORD": "admin-password",
-        marker.split("=")[0]: marker.split("=")[1],
-    }
+    marker = new_marker()
+    env = shop_env(rabbit_config, tmp_path, marker)
+    address = env["WEB_SERVER_ADDRESS"]
     launcher = launch(env)
     try:
         output = read_until(launcher, "Gateway listening on", timeout=60)
-        assert f"http://127.0.0.1:{port}" in output
+        assert f"http://{address}" in output
         assert len(processes_with(marker)) == 6  # the launcher and five services
 
-        walk_through = readme_walk_through().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        walk_through = readme_walk_through().replace("127.0.0.1:8000", address)
         run = subprocess.run(["bash", "-e", "-c", walk_through],
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         assert_answers_match_comments(walk_through, run.stdout)
+
+        second = subprocess.run(LAUNCHER, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode != 0 and second.stdout == ""
+        assert second.stderr.splitlines() == [
+            f"Error: port {address.split(':')[1]} (the gateway, WEB_SERVER_ADDRESS) is already "
+            "in use: the shop may already be running (stop it with Ctrl-C), or free the port "
+            "and try again."]
+        assert len(processes_with(marker)) == 6  # it started nothing
     finally:
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         rest = launcher.communicate(timeout=20)[0]
@@ -107,12 +162,77 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(rabbit_config, tmp_
 
 
 def test_the_launcher_says_in_one_line_when_the_broker_is_down(tmp_path):
-    env = {**os.environ, "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.launch"], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+           "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}", "USERS_METRICS_PORT": "0",
+           "PRODUCTS_METRICS_PORT": "0", "INVENTORY_METRICS_PORT": "0", "ORDERS_METRICS_PORT": "0"}
+    result = subprocess.run(LAUNCHER, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode != 0
     assert result.stdout == ""
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("Error: RabbitMQ is not reachable at amqp://guest:**@127.0.0.1:")
     assert "rabbitmq-server -detached" in line
+
+
+def test_a_taken_metrics_port_stops_the_launcher_before_it_starts_anything(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+               "ORDERS_METRICS_PORT": str(port),
+               "ORDERS_DB_URI": f"sqlite:///{tmp_path}/orders.db"}
+        result = subprocess.run(LAUNCHER, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode != 0 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"Error: port {port} (the orders service's metrics, METRICS.PORTS.orders) is already "
+        "in use: the shop may already be running")
+    assert not (tmp_path / "orders.db").exists()  # not even migrated
+
+
+def assert_nothing_outlives(marker, timeout=15):
+    wait_for(lambda: processes_with(marker) == [], timeout=timeout)
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
+def test_no_service_outlives_the_launcher(rabbit_config, tmp_path, ending):
+    marker = new_marker()
+    launcher = launch(shop_env(rabbit_config, tmp_path, marker))
+    try:
+        read_until(launcher, "Gateway listening on", timeout=60)
+        assert len(processes_with(marker)) == 6
+        launcher.send_signal(getattr(signal, ending))
+        launcher.wait(timeout=20)
+        assert_nothing_outlives(marker)
+    finally:
+        launcher.kill()
+        launcher.communicate()
+
+
+def test_closing_the_terminal_stops_every_service(rabbit_config, tmp_path):
+    marker = new_marker()
+    launcher, terminal = launch_in_terminal(shop_env(rabbit_config, tmp_path, marker))
+    try:
+        read_terminal_until(terminal, "Gateway listening on", timeout=60)
+        assert len(processes_with(marker)) == 6
+        os.close(terminal)  # the kernel hangs up: SIGHUP to the launcher
+        launcher.wait(timeout=20)
+        assert_nothing_outlives(marker)
+    finally:
+        launcher.kill()
+        launcher.wait()
+
+
+def test_a_second_ctrl_c_stops_the_rest_at_once(rabbit_config, tmp_path):
+    marker = new_marker()
+    launcher = launch(shop_env(rabbit_config, tmp_path, marker))
+    read_until(launcher, "Gateway listening on", timeout=60)
+    launcher.send_signal(signal.SIGINT)
+    read_until(launcher, "Stopping...", timeout=5)
+    launcher.send_signal(signal.SIGINT)  # while the services stop
+    rest = launcher.communicate(timeout=20)[0]
+    assert "Stopping at once" in rest
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
+    assert_nothing_outlives(marker, timeout=5)

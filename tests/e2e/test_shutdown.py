@@ -1,5 +1,6 @@
 """SIGTERM stops a ``nameko run`` process within 10 s, after its in-flight
-workers finish; an idle HTTP service with an open connection included."""
+workers finish; an idle HTTP service with an open connection included, and
+a second SIGTERM while it stops changes nothing."""
 import os
 import signal
 import socket
@@ -46,6 +47,32 @@ def test_sigterm_lets_an_in_flight_call_finish(rabbit_config):
     finally:
         service.kill()
     assert 1.4 < took < 10, service.stdout.read()
+
+
+def test_a_second_sigterm_while_stopping_does_not_hang_the_stop(rabbit_config, db_uris):
+    """As when make run's launcher dies: its pipe is gone and the kernel's
+    parent-death signal arrives twice, a few milliseconds apart."""
+    service = nameko_run("users.service", {
+        "AMQP_URI": rabbit_config["AMQP_URI"], "USERS_DB_URI": db_uris["users"],
+        "USERS_METRICS_PORT": "0"})
+    try:
+        with ClusterRpcProxy({"AMQP_URI": rabbit_config["AMQP_URI"]}, timeout=20) as rpc:
+            wait_for(lambda: _pings(rpc.users), timeout=20)
+        service.stdout.close()
+        service.send_signal(signal.SIGTERM)
+        time.sleep(0.02)
+        took = stop_time(service)
+    finally:
+        service.kill()
+    assert took < 10
+
+
+def _pings(proxy):
+    try:
+        proxy.ping()
+        return True
+    except Exception:
+        return False
 
 
 def _answers(rpc):
