@@ -36,23 +36,25 @@ def field_messages(messages, prefix=""):
 
 
 class Money(fields.Field):
-    """An amount such as ``"12.50"``: a decimal string (or an integer, or a
-    Decimal from a JSON number) with at most two places. Loaded as a
-    ``Decimal`` quantized to cents, dumped as a string with two places.
-    Floats are refused: they cannot hold a price exactly."""
+    """An amount such as ``"12.50"``: a decimal string (or a Decimal, from a
+    Python caller) with at most two places. Loaded as a ``Decimal`` quantized
+    to cents, dumped as a string with two places. Numbers are refused, with a
+    message that says so: a JSON number is a float to most clients, and a
+    float cannot hold a price exactly."""
 
     pattern = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
     default_error_messages = {
         "invalid": 'Must be a decimal amount with at most 2 decimal places, such as "12.50".',
+        "number": 'Must be a string such as "12.50", not a number: money is never a float here.',
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, Decimal) and value.is_finite():
             text = format(value, "f")
-        elif isinstance(value, int) and not isinstance(value, bool):
-            text = str(value)
         elif isinstance(value, str):
             text = value.strip()
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise self.make_error("number")
         else:
             raise self.make_error("invalid")
         if not self.pattern.match(text):

@@ -73,15 +73,17 @@ def _refuse_constant(name):
 def load_body(request, schema):
     """The request's JSON object, loaded through ``schema``.
 
-    Numbers with a fraction become Decimal, never float.
+    JSON numbers stay ``int`` and ``float``: the money fields refuse both.
     """
     raw = request.get_data(cache=False)  # raises 413 past max_content_length
     if not raw.strip():
         raise InvalidInput("The request body must be a JSON object", "malformed_body")
     try:
-        data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+        data = json.loads(raw, parse_constant=_refuse_constant)
     except ValueError:
         raise InvalidInput("The request body is not valid JSON", "malformed_body") from None
+    except RecursionError:  # the C decoder's limit, about 1,000 levels
+        raise InvalidInput("The request body is nested too deeply", "malformed_body") from None
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object", "malformed_body")
     return load(schema, data, "The request body is invalid")

@@ -30,7 +30,7 @@ def test_the_readme_walk_through(api):
     assert listing.json() == {"items": [cup], "total": 1, "limit": 20, "offset": 0}
     assert api.call("GET", f"/products/{cup['id']}").json() == cup
 
-    patched = api.call("PATCH", f"/products/{cup['id']}", token=admin, json={"price": 6.5})
+    patched = api.call("PATCH", f"/products/{cup['id']}", token=admin, json={"price": "6.5"})
     assert patched.status_code == 200 and patched.json()["price"] == "6.50"
     deleted = api.call("DELETE", f"/products/{cup['id']}", token=admin)
     assert deleted.status_code == 204 and deleted.content == b""
@@ -114,3 +114,23 @@ def test_bad_requests_get_json_errors_not_500s(api):
         response = api.call(method, path, **kwargs)
         assert response.status_code == status, (method, path, response.text)
     assert "POST" in api.call("GET", "/login").headers["Allow"]
+
+
+def test_a_body_nested_100000_levels_deep_is_a_malformed_body(api):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for path, body in (("/register", deep), ("/login", b'{"username": ' + deep + b"}")):
+        response = api.call("POST", path, data=body,
+                            headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json() == {"error": "malformed_body",
+                                   "message": "The request body is nested too deeply"}
+
+
+@pytest.mark.parametrize("price", [1.5, 2])
+def test_a_price_given_as_a_json_number_is_refused(api, price):
+    admin = api.admin_token()
+    for method, path in (("POST", "/products"), ("PATCH", f"/products/{api.product(admin)}")):
+        response = api.call(method, path, token=admin, json={"name": "Mug", "price": price})
+        assert response.status_code == 400, response.text
+        assert response.json()["details"] == {"price": [
+            'Must be a string such as "12.50", not a number: money is never a float here.']}

@@ -14,7 +14,6 @@ class PriceSchema(Schema):
     ("12.50", Decimal("12.50")),
     ("12.5", Decimal("12.50")),
     ("7", Decimal("7.00")),
-    (3, Decimal("3.00")),
     (Decimal("0.01"), Decimal("0.01")),
     (Decimal("1E+2"), Decimal("100.00")),
     (" 4.20 ", Decimal("4.20")),
@@ -31,6 +30,14 @@ def test_price_refuses_what_is_not_an_exact_positive_amount(given):
     with pytest.raises(ValidationError) as error:
         PriceSchema().load({"price": given})
     assert "price" in error.value.messages
+
+
+@pytest.mark.parametrize("number", [12.5, 3, 0.1])
+def test_a_number_is_refused_with_a_message_that_says_so(number):
+    with pytest.raises(ValidationError) as error:
+        PriceSchema().load({"price": number})
+    assert error.value.messages == {"price": [
+        'Must be a string such as "12.50", not a number: money is never a float here.']}
 
 
 def test_price_dumps_two_places_as_a_string():

@@ -20,12 +20,21 @@ def request_with(data, content_type="application/json"):
 
 
 def test_a_json_object_is_loaded_with_exact_decimals():
-    body = load_body(request_with(b'{"name": "mug", "price": 12.5}'), Body())
+    body = load_body(request_with(b'{"name": "mug", "price": "12.5"}'), Body())
     assert body == {"name": "mug", "price": Decimal("12.50")}
 
 
+@pytest.mark.parametrize("price", [b"12.5", b"12", b"1e400"])
+def test_a_json_number_is_not_money(price):
+    with pytest.raises(InvalidInput) as error:
+        load_body(request_with(b'{"name": "mug", "price": %s}' % price), Body())
+    assert list(error.value.details) == ["price"]
+    assert "not a number" in error.value.details["price"][0]
+
+
 @pytest.mark.parametrize("data", [b"", b"   ", b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe",
-                                  b'{"name": "x", "price": NaN}'])
+                                  b'{"name": "x", "price": NaN}',
+                                  b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"])
 def test_what_is_not_a_json_object_is_malformed(data):
     with pytest.raises(InvalidInput) as error:
         load_body(request_with(data), Body())
