@@ -1,9 +1,10 @@
 """The gateway's OpenAPI 3 document, built from its own routes and marshmallow
 schemas (apispec), and the Swagger UI page that shows it.
 
-Every route carries ``@documented(...)``: what it takes and answers. The
-document lists exactly the routes the gateway serves, since it is built from
-their entrypoints; a route without ``@documented`` stops the build.
+Every route carries ``@documented(...)``: what it takes and answers, and the
+tag it is listed under. The document lists exactly the routes the gateway
+serves, since it is built from their entrypoints; a route without
+``@documented``, or with a tag not in ``TAGS``, stops the build.
 """
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,14 @@ from gateway.schemas import ErrorOut
 
 TITLE = "shop"
 VERSION = "1.0.0"
+# the groups /docs shows, in this order
+TAGS = {
+    "accounts": "Register, log in, and see whose token it is",
+    "catalogue": "The products for sale; an admin adds, changes and removes them",
+    "inventory": "Stock per product; an admin restocks and writes off",
+    "orders": "Place, follow, pay and cancel orders; stock is reserved as they are placed",
+    "operations": "Health checks, metrics and this documentation, for operators and tools",
+}
 ERROR_DESCRIPTIONS = {
     400: "Invalid input, or a body that is not a JSON object",
     401: "No token, or an invalid or expired one",
@@ -32,6 +41,7 @@ ERROR_DESCRIPTIONS = {
 @dataclass
 class Operation:
     summary: str
+    tag: str
     auth: str | None = None  # None, "user" or "admin"
     body: type | None = None
     query: type | None = None
@@ -41,13 +51,14 @@ class Operation:
     local: bool = False  # answers without calling a service (so never 503)
 
 
-def documented(summary, auth=None, body=None, query=None, answers=None, errors=(),
+def documented(summary, tag, auth=None, body=None, query=None, answers=None, errors=(),
                content_type="application/json", local=False):
-    """What a route takes and answers, for the OpenAPI document. ``errors``
-    lists the error statuses beyond those its inputs and auth imply."""
+    """What a route takes and answers, for the OpenAPI document, listed under
+    ``tag`` (one of ``TAGS``). ``errors`` lists the error statuses beyond
+    those its inputs and auth imply."""
 
     def decorate(method):
-        method.openapi = Operation(summary, auth, body, query, answers or {}, errors,
+        method.openapi = Operation(summary, tag, auth, body, query, answers or {}, errors,
                                    content_type, local)
         return method
 
@@ -80,11 +91,15 @@ def build_spec(service_cls):
     spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorOut)
+    for name, description in TAGS.items():
+        spec.tag({"name": name, "description": description})
     paths = {}
     for method, url, function in served_routes(service_cls):
         operation = getattr(function, "openapi", None)
         if operation is None:
             raise LookupError(f"{method} {url} ({function.__name__}) has no @documented")
+        if operation.tag not in TAGS:
+            raise LookupError(f"{method} {url} ({function.__name__}): no tag {operation.tag!r}")
         paths.setdefault(openapi_path(url), {})[method.lower()] = _operation(
             function.__name__, url, operation)
     for path, operations in sorted(paths.items()):
@@ -120,7 +135,8 @@ def _operation(name, url, operation):
         responses[str(status)] = {"description": description}
         if schema is not None:
             responses[str(status)]["content"] = {operation.content_type: {"schema": schema}}
-    result = {"operationId": name, "summary": operation.summary, "responses": responses}
+    result = {"operationId": name, "summary": operation.summary, "tags": [operation.tag],
+              "responses": responses}
     if operation.body is not None:
         result["requestBody"] = {
             "required": True, "content": {"application/json": {"schema": operation.body}}}

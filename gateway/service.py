@@ -40,19 +40,20 @@ class GatewayService:
     telemetry = Telemetry()
 
     @http("GET", "/openapi.json")
-    @documented("This document", answers={200: (None, "The OpenAPI 3 document")}, local=True)
+    @documented("This document", "operations",
+                answers={200: (None, "The OpenAPI 3 document")}, local=True)
     def openapi(self, request):
         return json_response(200, openapi_document())
 
     @http("GET", "/docs")
-    @documented("Swagger UI for this document", content_type="text/html",
+    @documented("Swagger UI for this document", "operations", content_type="text/html",
                 answers={200: (None, "An HTML page")}, local=True)
     def docs(self, request):
         return Response(SWAGGER_PAGE, mimetype="text/html")
 
     @http("GET", "/docs/<path:filename>")
-    @documented("Swagger UI's static files", answers={200: (None, "A file")}, errors=(404,),
-                local=True)
+    @documented("Swagger UI's static files", "operations",
+                answers={200: (None, "A file")}, errors=(404,), local=True)
     def docs_file(self, request, filename):
         path = safe_join(str(swagger_ui_path), filename)
         if path is None or not os.path.isfile(path):
@@ -60,21 +61,23 @@ class GatewayService:
         return send_file(path, request.environ)
 
     @http("GET", "/health")
-    @documented("The gateway is alive", answers={200: (HealthOut, "Alive")}, local=True)
+    @documented("The gateway is alive", "operations",
+                answers={200: (HealthOut, "Alive")}, local=True)
     def health(self, request):
         """The gateway is alive: it answers HTTP."""
         return json_response(200, {"status": "ok"})
 
     @http("GET", "/metrics")
-    @documented("The gateway's Prometheus metrics", content_type="text/plain",
+    @documented("The gateway's Prometheus metrics", "operations", content_type="text/plain",
                 answers={200: (None, "Prometheus text format")}, local=True)
     def metrics(self, request):
         return Response(self.telemetry.exposition(), content_type=CONTENT_TYPE_LATEST)
 
     @http("GET", "/health/ready")
-    @documented("Every domain service and its database answer within 1 s", answers={
-        200: (ReadyOut, "Ready"), 503: (ReadyOut, "Not ready: the services that did not answer")},
-        local=True)
+    @documented("Every domain service and its database answer within 1 s", "operations",
+                answers={200: (ReadyOut, "Ready"),
+                         503: (ReadyOut, "Not ready: the services that did not answer")},
+                local=True)
     def ready(self, request):
         """Every domain service answers a ping, database included, within 1 s."""
         checks = dict(GreenPool().imap(self._check, DOMAIN_SERVICES))
@@ -96,14 +99,14 @@ class GatewayService:
         return service_name, {"status": "ok"}
 
     @http("POST", "/register")
-    @documented("Register a customer", body=RegisterBody,
+    @documented("Register a customer", "accounts", body=RegisterBody,
                 answers={201: (UserOut, "Registered")}, errors=(409,))
     def register(self, request):
         body = load_body(request, RegisterBody())
         return json_response(201, self.users.register(**body))
 
     @http("POST", "/login")
-    @documented("Log in: an access token", body=LoginBody,
+    @documented("Log in: an access token", "accounts", body=LoginBody,
                 answers={200: (TokenOut, "A bearer token")}, errors=(401, 429))
     def login(self, request):
         body = load_body(request, LoginBody())
@@ -118,13 +121,14 @@ class GatewayService:
         return json_response(200, token)
 
     @http("GET", "/users/me")
-    @documented("The caller's account", auth="user", answers={200: (UserOut, "The account")})
+    @documented("The caller's account", "accounts", auth="user",
+                answers={200: (UserOut, "The account")})
     def me(self, request):
         claims = self.auth.user(request)
         return json_response(200, self.users.get_user(claims.user_id))
 
     @http("GET", "/products")
-    @documented("A page of the catalogue", query=PageSchema,
+    @documented("A page of the catalogue", "catalogue", query=PageSchema,
                 answers={200: (ProductPage, "The page")})
     def list_products(self, request):
         page = load_query(request, PageSchema())
@@ -132,12 +136,12 @@ class GatewayService:
         return json_response(200, {**listing, **page})
 
     @http("GET", f"/products/{PRODUCT_ID}")
-    @documented("One product", answers={200: (ProductOut, "The product")})
+    @documented("One product", "catalogue", answers={200: (ProductOut, "The product")})
     def get_product(self, request, product_id):
         return json_response(200, self.products.get(product_id))
 
     @http("POST", "/products")
-    @documented("Add a product", auth="admin", body=ProductBody,
+    @documented("Add a product", "catalogue", auth="admin", body=ProductBody,
                 answers={201: (ProductOut, "Created")})
     def create_product(self, request):
         self.auth.admin(request)
@@ -146,8 +150,8 @@ class GatewayService:
         return json_response(201, self.products.create(**fields))
 
     @http("PATCH", f"/products/{PRODUCT_ID}")
-    @documented("Change some fields of a product", auth="admin", body=ProductPatchBody,
-                answers={200: (ProductOut, "Changed")})
+    @documented("Change some fields of a product", "catalogue", auth="admin",
+                body=ProductPatchBody, answers={200: (ProductOut, "Changed")})
     def update_product(self, request, product_id):
         self.auth.admin(request)
         schema = ProductPatchBody()
@@ -155,7 +159,7 @@ class GatewayService:
         return json_response(200, self.products.update(product_id, changes))
 
     @http("DELETE", f"/products/{PRODUCT_ID}")
-    @documented("Take a product out of the catalogue (soft delete)", auth="admin",
+    @documented("Take a product out of the catalogue (soft delete)", "catalogue", auth="admin",
                 answers={204: (None, "Deleted")})
     def delete_product(self, request, product_id):
         self.auth.admin(request)
@@ -163,12 +167,12 @@ class GatewayService:
         return empty_response(204)
 
     @http("GET", f"/inventory/{PRODUCT_ID}")
-    @documented("The stock of a product", answers={200: (StockOut, "The stock")})
+    @documented("The stock of a product", "inventory", answers={200: (StockOut, "The stock")})
     def get_stock(self, request, product_id):
         return json_response(200, self.inventory.get_stock(product_id))
 
     @http("POST", f"/inventory/{PRODUCT_ID}")
-    @documented("Restock a product", auth="admin", body=StockQuantityBody,
+    @documented("Restock a product", "inventory", auth="admin", body=StockQuantityBody,
                 answers={200: (StockOut, "The new stock")})
     def add_stock(self, request, product_id):
         self.auth.admin(request)
@@ -177,7 +181,7 @@ class GatewayService:
         return json_response(200, self.inventory.add_stock(product_id, body["quantity"]))
 
     @http("DELETE", f"/inventory/{PRODUCT_ID}")
-    @documented("Write stock off", auth="admin", body=StockQuantityBody,
+    @documented("Write stock off", "inventory", auth="admin", body=StockQuantityBody,
                 answers={200: (StockOut, "The new stock")}, errors=(409,))
     def remove_stock(self, request, product_id):
         self.auth.admin(request)
@@ -185,7 +189,7 @@ class GatewayService:
         return json_response(200, self.inventory.remove_stock(product_id, body["quantity"]))
 
     @http("POST", "/orders")
-    @documented("Place an order; stock is reserved next", auth="user", body=OrderBody,
+    @documented("Place an order; stock is reserved next", "orders", auth="user", body=OrderBody,
                 answers={202: (OrderOut, "Accepted, pending")})
     def place_order(self, request):
         claims = self.auth.user(request)
@@ -193,8 +197,8 @@ class GatewayService:
         return json_response(202, self.orders.place_order(claims.user_id, body["items"]))
 
     @http("GET", "/orders")
-    @documented("A page of the caller's orders, newest first", auth="user", query=PageSchema,
-                answers={200: (OrderPage, "The page")})
+    @documented("A page of the caller's orders, newest first", "orders", auth="user",
+                query=PageSchema, answers={200: (OrderPage, "The page")})
     def list_orders(self, request):
         claims = self.auth.user(request)
         page = load_query(request, PageSchema())
@@ -202,7 +206,7 @@ class GatewayService:
         return json_response(200, {**listing, **page})
 
     @http("GET", f"/orders/{ORDER_ID}")
-    @documented("One of the caller's orders (any order, for an admin)", auth="user",
+    @documented("One of the caller's orders (any order, for an admin)", "orders", auth="user",
                 answers={200: (OrderOut, "The order")})
     def get_order(self, request, order_id):
         claims = self.auth.user(request)
@@ -211,7 +215,7 @@ class GatewayService:
         return json_response(200, self.orders.get_order(order_id, owner))
 
     @http("POST", f"/orders/{ORDER_ID}/pay")
-    @documented("Pay an order awaiting payment", auth="user",
+    @documented("Pay an order awaiting payment", "orders", auth="user",
                 answers={200: (OrderOut, "Paid"), 402: (ErrorOut, "The payment was declined")},
                 errors=(409,))
     def pay_order(self, request, order_id):
@@ -219,7 +223,7 @@ class GatewayService:
         return json_response(200, self.orders.pay_order(order_id, claims.user_id))
 
     @http("POST", f"/orders/{ORDER_ID}/cancel")
-    @documented("Cancel a pending or unpaid order", auth="user",
+    @documented("Cancel a pending or unpaid order", "orders", auth="user",
                 answers={200: (OrderOut, "Cancelled")}, errors=(409,))
     def cancel_order(self, request, order_id):
         claims = self.auth.user(request)

@@ -50,6 +50,17 @@ def test_swagger_ui_lists_every_operation_of_the_document(api, browser):
                block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"))
               for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")}
     assert listed == documented
+    # grouped by the document's tags, in its order, each operation under its own tag
+    sections = browser.find_elements(By.CSS_SELECTOR, ".opblock-tag-section")
+    headings = [section.find_element(By.CSS_SELECTOR, ".opblock-tag").get_attribute("data-tag")
+                for section in sections]
+    assert headings == [tag["name"] for tag in document["tags"]]
+    for heading, section in zip(headings, sections):
+        for block in section.find_elements(By.CSS_SELECTOR, ".opblock"):
+            method = block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.lower()
+            path = block.find_element(
+                By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path")
+            assert document["paths"][path][method]["tags"] == [heading]
     assert document["info"]["title"] in browser.find_element(By.CSS_SELECTOR, ".info .title").text
     # the page's scripts and styles came from the gateway, not from a CDN
     loaded = browser.execute_script(

@@ -29,6 +29,25 @@ def test_the_document_names_exactly_the_routes_the_gateway_serves(api, runner):
     assert documented == served(runner)
 
 
+def test_operations_are_grouped_under_the_tags_a_reader_expects(api):
+    document = api.call("GET", "/openapi.json").json()
+    assert [tag["name"] for tag in document["tags"]] == [
+        "accounts", "catalogue", "inventory", "orders", "operations"]
+    assert all(tag["description"] for tag in document["tags"])
+    tagged = {(method.upper(), path): operation["tags"]
+              for path, operations in document["paths"].items()
+              for method, operation in operations.items()}
+    assert all(len(tags) == 1 for tags in tagged.values()), tagged
+    for route in (("POST", "/login"), ("GET", "/users/me")):
+        assert tagged[route] == ["accounts"]
+    assert tagged[("PATCH", "/products/{product_id}")] == ["catalogue"]
+    assert tagged[("POST", "/inventory/{product_id}")] == ["inventory"]
+    assert tagged[("POST", "/orders/{order_id}/pay")] == ["orders"]
+    for route in (("GET", "/metrics"), ("GET", "/docs/{filename}"), ("GET", "/health/ready"),
+                  ("GET", "/openapi.json")):
+        assert tagged[route] == ["operations"]
+
+
 def test_every_operation_documents_its_errors_and_security(api):
     document = api.call("GET", "/openapi.json").json()
     assert document["components"]["securitySchemes"]["bearer"] == {
