@@ -196,33 +196,34 @@ def assert_nothing_outlives(marker, timeout=15):
     wait_for(lambda: processes_with(marker) == [], timeout=timeout)
 
 
-@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
-def test_no_service_outlives_the_launcher(rabbit_config, tmp_path, ending):
-    marker = new_marker()
-    launcher = launch(shop_env(rabbit_config, tmp_path, marker))
+def assert_the_services_end_with_the_launcher(launcher, marker, until_ready, end):
     try:
-        read_until(launcher, "Gateway listening on", timeout=60)
+        until_ready()
         assert len(processes_with(marker)) == 6
-        launcher.send_signal(getattr(signal, ending))
-        launcher.wait(timeout=20)
-        assert_nothing_outlives(marker)
-    finally:
-        launcher.kill()
-        launcher.communicate()
-
-
-def test_closing_the_terminal_stops_every_service(rabbit_config, tmp_path):
-    marker = new_marker()
-    launcher, terminal = launch_in_terminal(shop_env(rabbit_config, tmp_path, marker))
-    try:
-        read_terminal_until(terminal, "Gateway listening on", timeout=60)
-        assert len(processes_with(marker)) == 6
-        os.close(terminal)  # the kernel hangs up: SIGHUP to the launcher
+        end()
         launcher.wait(timeout=20)
         assert_nothing_outlives(marker)
     finally:
         launcher.kill()
         launcher.wait()
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
+def test_no_service_outlives_the_launcher(rabbit_config, tmp_path, ending):
+    marker = new_marker()
+    launcher = launch(shop_env(rabbit_config, tmp_path, marker))
+    assert_the_services_end_with_the_launcher(
+        launcher, marker, lambda: read_until(launcher, "Gateway listening on", timeout=60),
+        lambda: launcher.send_signal(getattr(signal, ending)))
+
+
+def test_closing_the_terminal_stops_every_service(rabbit_config, tmp_path):
+    marker = new_marker()
+    launcher, terminal = launch_in_terminal(shop_env(rabbit_config, tmp_path, marker))
+    assert_the_services_end_with_the_launcher(
+        launcher, marker,
+        lambda: read_terminal_until(terminal, "Gateway listening on", timeout=60),
+        lambda: os.close(terminal))  # the kernel hangs up: SIGHUP to the launcher
 
 
 def test_a_second_ctrl_c_stops_the_rest_at_once(rabbit_config, tmp_path):
