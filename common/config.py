@@ -107,6 +107,14 @@ class MetricsSettings(_Section):
         allow_none=True, validate=validate.Range(min=0, max=65535)), load_default=dict)
 
 
+class CatalogueCacheSettings(_Section):
+    ENABLED = fields.Boolean(load_default=True)
+    MAX_ENTRIES = fields.Integer(
+        load_default=10_000, strict=True, validate=validate.Range(min=1, max=10_000_000))
+    TTL_SECONDS = fields.Float(
+        load_default=30, validate=validate.Range(min=0, min_inclusive=False, max=86_400))
+
+
 class TracingSettings(_Section):
     # empty: otlp if OTLP_ENDPOINT is set, else none
     EXPORTER = fields.String(
@@ -145,6 +153,7 @@ class ShopSettings(_Section):
     RPC = fields.Nested(RpcSettings, required=True)
     METRICS = fields.Nested(MetricsSettings, load_default=dict)
     TRACING = fields.Nested(TracingSettings, load_default=dict)
+    CATALOGUE_CACHE = fields.Nested(CatalogueCacheSettings, load_default=dict)
 
     @validates_schema
     def production_safe(self, data, **kwargs):

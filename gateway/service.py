@@ -15,6 +15,7 @@ from common.schemas import PageSchema
 from common.telemetry import Telemetry
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
+from gateway.catalogue import CatalogueCache, catalogue_events, product_id_of
 from gateway.openapi import SWAGGER_PAGE, build_spec, documented
 from gateway.throttle import LoginThrottle
 from gateway.schemas import (
@@ -37,6 +38,7 @@ class GatewayService:
     orders = ServiceRpc("orders")
     auth = Auth()
     login_attempts = LoginThrottle()
+    catalogue = CatalogueCache()
     telemetry = Telemetry()
 
     @http("GET", "/openapi.json")
@@ -132,13 +134,16 @@ class GatewayService:
                 answers={200: (ProductPage, "The page")})
     def list_products(self, request):
         page = load_query(request, PageSchema())
-        listing = self.products.list(**page)
+        listing = self.catalogue.page(page["limit"], page["offset"], self._fetch_page)
         return json_response(200, {**listing, **page})
+
+    def _fetch_page(self, limit, offset):
+        return self.products.list(limit=limit, offset=offset)
 
     @http("GET", f"/products/{PRODUCT_ID}")
     @documented("One product", "catalogue", answers={200: (ProductOut, "The product")})
     def get_product(self, request, product_id):
-        return json_response(200, self.products.get(product_id))
+        return json_response(200, self.catalogue.product(product_id, self.products.get))
 
     @http("POST", "/products")
     @documented("Add a product", "catalogue", auth="admin", body=ProductBody,
@@ -147,7 +152,9 @@ class GatewayService:
         self.auth.admin(request)
         schema = ProductBody()
         fields = schema.dump(load_body(request, schema))
-        return json_response(201, self.products.create(**fields))
+        created = self.products.create(**fields)
+        self.catalogue.forget(created["id"])  # read-your-writes here, before the event
+        return json_response(201, created)
 
     @http("PATCH", f"/products/{PRODUCT_ID}")
     @documented("Change some fields of a product", "catalogue", auth="admin",
@@ -156,7 +163,9 @@ class GatewayService:
         self.auth.admin(request)
         schema = ProductPatchBody()
         changes = schema.dump(load_body(request, schema))
-        return json_response(200, self.products.update(product_id, changes))
+        updated = self.products.update(product_id, changes)
+        self.catalogue.forget(product_id)
+        return json_response(200, updated)
 
     @http("DELETE", f"/products/{PRODUCT_ID}")
     @documented("Take a product out of the catalogue (soft delete)", "catalogue", auth="admin",
@@ -164,6 +173,7 @@ class GatewayService:
     def delete_product(self, request, product_id):
         self.auth.admin(request)
         self.products.delete(product_id)
+        self.catalogue.forget(product_id)
         return empty_response(204)
 
     @http("GET", f"/inventory/{PRODUCT_ID}")
@@ -177,7 +187,7 @@ class GatewayService:
     def add_stock(self, request, product_id):
         self.auth.admin(request)
         body = load_body(request, StockQuantityBody())
-        self.products.get(product_id)  # 404 for a product the catalogue does not have
+        self.catalogue.product(product_id, self.products.get)  # 404 for an unknown product
         return json_response(200, self.inventory.add_stock(product_id, body["quantity"]))
 
     @http("DELETE", f"/inventory/{PRODUCT_ID}")
@@ -228,6 +238,11 @@ class GatewayService:
     def cancel_order(self, request, order_id):
         claims = self.auth.user(request)
         return json_response(200, self.orders.cancel_order(order_id, claims.user_id))
+
+
+    @catalogue_events
+    def on_product_event(self, envelope):
+        self.catalogue.forget(product_id_of(envelope))
 
 
 @functools.cache
