@@ -76,12 +76,10 @@ def reserve(session, order_id, lines):
     The change is flushed, not committed: the caller commits it together
     with its answer.
     """
-    existing = session.get(Reservation, order_id)
-    if existing is not None:
-        return existing
     try:
-        # the row claims the order id: a concurrent duplicate fails on it
-        _record(session, order_id, RESERVED, lines)
+        # the row claims the order id: a duplicate request, concurrent or
+        # not, fails on it (no query first: duplicates are rare)
+        reservation = _record(session, order_id, RESERVED, lines)
         session.flush()
         shortages = []
         # one lock order for every reservation, so two cannot deadlock
@@ -93,8 +91,8 @@ def reserve(session, order_id, lines):
                 shortages.append(Shortage(product_id, quantity, available))
         if shortages:
             session.rollback()
-            _record(session, order_id, FAILED, lines,
-                    reason=INSUFFICIENT_STOCK, short=shortages_as_data(shortages))
+            reservation = _record(session, order_id, FAILED, lines,
+                                  reason=INSUFFICIENT_STOCK, short=shortages_as_data(shortages))
             session.flush()
     except IntegrityError:
         session.rollback()
@@ -102,7 +100,7 @@ def reserve(session, order_id, lines):
         if existing is None:
             raise  # not a duplicate request: a broken rule, which must not pass silently
         return existing
-    return session.get(Reservation, order_id)
+    return reservation
 
 
 def settle(session, order_id, status):
@@ -139,6 +137,8 @@ def settle(session, order_id, status):
 
 def _record(session, order_id, status, lines, **fields):
     now = utcnow()
-    session.add(Reservation(
+    reservation = Reservation(
         order_id=order_id, status=status, created_at=now, updated_at=now,
-        lines=[ReservationLine(product_id=p, quantity=q) for p, q in lines], **fields))
+        lines=[ReservationLine(product_id=p, quantity=q) for p, q in lines], **fields)
+    session.add(reservation)
+    return reservation

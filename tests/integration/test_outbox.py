@@ -1,5 +1,6 @@
 """The outbox against the real broker and database: an event leaves only with
-its transaction's commit, and waits, without being lost, for a queue to exist."""
+its transaction's commit, from the worker that committed it, and waits,
+without being lost, for a queue to exist."""
 import pytest
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -18,20 +19,24 @@ from tests.helpers import event_recorder, wait_for
 pytestmark = pytest.mark.integration
 
 
-class Announcer:
-    """Writes an ``order_paid`` event to the orders database's outbox."""
+def announcer(poll_seconds=0.1):
+    """A service that writes an ``order_paid`` event to the orders database's
+    outbox, its relay polling every ``poll_seconds``."""
 
-    name = "orders"
-    db = Database(Base)
-    outbox = Outbox(OutboxMessage, poll_seconds=0.1)
+    class Announcer:
+        name = "orders"
+        db = Database(Base)
+        outbox = Outbox(OutboxMessage, poll_seconds=poll_seconds)
 
-    @rpc
-    def announce(self, order_id, commit):
-        self.outbox.add("order_paid", {"order_id": order_id})
-        if commit:
-            self.db.session.commit()
-        else:
-            self.db.session.rollback()
+        @rpc
+        def announce(self, order_id, commit):
+            self.outbox.add("order_paid", {"order_id": order_id})
+            if commit:
+                self.db.session.commit()
+            else:
+                self.db.session.rollback()
+
+    return Announcer
 
 
 def outbox_rows(database_engines):
@@ -50,22 +55,35 @@ def recorder(container_factory, shop_config):
 
 def test_an_event_is_published_with_its_commit_and_never_without(
         container_factory, shop_config, recorder, database_engines):
-    container_factory(Announcer, shop_config).start()
+    container_factory(announcer(), shop_config).start()
     with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
         orders.announce(1, commit=False)
         with entrypoint_waiter(recorder, "on_order_paid", timeout=10):
             orders.announce(2, commit=True)
 
     assert [envelope["data"] for _, envelope in recorder.received] == [{"order_id": 2}]
-    # the relay marks the row sent just after the broker confirms it
+    # marked sent just after the broker confirms it
     wait_for(lambda: outbox_rows(database_engines)[0].sent_at is not None)
     [row] = outbox_rows(database_engines)
     assert row.payload["data"] == {"order_id": 2}
 
 
+def test_the_worker_that_commits_publishes_without_waiting_for_the_relay(
+        container_factory, shop_config, recorder, database_engines):
+    container_factory(announcer(poll_seconds=3600), shop_config).start()
+    with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
+        for order_id in (4, 5, 6):
+            with entrypoint_waiter(recorder, "on_order_paid", timeout=2):
+                orders.announce(order_id, commit=True)
+
+    assert [envelope["data"]["order_id"] for _, envelope in recorder.received] == [4, 5, 6]
+    wait_for(lambda: all(row.sent_at for row in outbox_rows(database_engines)), timeout=2)
+    assert all(row.attempts == 0 for row in outbox_rows(database_engines))
+
+
 def test_an_event_with_no_queue_waits_for_one(
         container_factory, shop_config, database_engines):
-    container_factory(Announcer, shop_config).start()
+    container_factory(announcer(), shop_config).start()
     with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
         orders.announce(3, commit=True)
     wait_for(lambda: outbox_rows(database_engines)[0].attempts >= 1)

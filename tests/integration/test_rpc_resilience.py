@@ -37,6 +37,8 @@ class SlowProducts:
 def config(shop_config):
     shop_config["RPC"] = {"TIMEOUT_SECONDS": 0.3, "BREAKER_FAILURES": 2,
                           "BREAKER_RESET_SECONDS": 1}
+    # every GET /products/<id> here must be an RPC call, not a cached answer
+    shop_config["CATALOGUE_CACHE"] = {"ENABLED": False}
     return shop_config
 
 
