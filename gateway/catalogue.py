@@ -185,6 +185,17 @@ class CatalogueEventsConsumer(QueueConsumer):
         catalogue_cache_of(self.container).events_interrupted()
         super().on_connection_error(exc, interval)
 
+    def unregister_provider(self, provider):
+        # Stopped while starting (a SIGTERM as the gateway comes up), nameko's
+        # QueueConsumer signals "last provider gone" for every provider, and
+        # the second signal raises, which hangs the stop: the cache has three.
+        if self._consumers_ready.ready():
+            super().unregister_provider(provider)
+            return
+        self._providers.discard(provider)
+        if not self._providers and not self._last_provider_unregistered.ready():
+            self._last_provider_unregistered.send()
+
 
 class CatalogueEventHandler(EventHandler):
     queue_consumer = CatalogueEventsConsumer()
