@@ -4,8 +4,10 @@ Each service keeps its scripts in ``<service>/migrations``; its ``env.py``
 calls :func:`run_migrations` with the service's metadata. ``upgrade`` is what
 ``make run``, the tests and ``python -m tools.migrate`` call.
 """
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+
 from common.db import create_db_engine
 
 
@@ -37,3 +39,25 @@ def run_migrations(target_metadata):
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
+
+
+def create_outbox_table(op):
+    """The ``outbox`` table of common.outbox, for a service's migration."""
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+    )
+    op.create_index("ix_outbox_unsent", "outbox", ["sent_at", "next_attempt_at"])
+
+
+def drop_outbox_table(op):
+    op.drop_index("ix_outbox_unsent", "outbox")
+    op.drop_table("outbox")

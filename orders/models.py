@@ -67,6 +67,20 @@ class OrderLine(Base):
     unit_price: Mapped[Decimal] = mapped_column(Money)
 
 
+class CatalogueProduct(Base):
+    """The orders service's copy of a product: what pricing an order needs,
+    kept from the products service's events (orders.catalogue). A deleted
+    product stays, marked, so that a late event cannot bring it back."""
+
+    __tablename__ = "catalogue"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal] = mapped_column(Money)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deleted: Mapped[bool] = mapped_column(default=False)
+
+
 class OutboxMessage(OutboxMessageMixin, Base):
     """Events waiting to be published (common.outbox)."""
 

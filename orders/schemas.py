@@ -33,11 +33,17 @@ class _Incoming(Schema):
 
 
 class CatalogueProductSchema(_Incoming):
-    """A product as products.get_many answers it."""
+    """A product as products.get_many answers it, and as the product_created
+    and product_updated events carry it."""
 
     id = id_field(required=True)
-    name = fields.String(required=True)
+    name = fields.String(required=True, validate=validate.Length(max=200))
     price = price_field(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class ProductDeletedSchema(_Incoming):
+    id = id_field(required=True)
 
 
 class StockReservedSchema(_Incoming):

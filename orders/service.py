@@ -14,13 +14,14 @@ from common.outbox import Outbox
 from common.rpc import ServiceRpc
 from common.schemas import load, load_id
 from common.telemetry import Telemetry
+from orders import catalogue
 from orders.domain import (
     AWAITING_PAYMENT, PENDING, merge_lines, next_status, price_lines, total_of)
 from orders.models import Base, Order, OrderLine, OutboxMessage
 from orders.payments import PaymentDeclined, Payments
 from orders.schemas import (
     CatalogueProductSchema, ListOrdersSchema, OrderSchema, PlaceOrderSchema,
-    StockReservationFailedSchema, StockReservedSchema)
+    ProductDeletedSchema, StockReservationFailedSchema, StockReservedSchema)
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,7 @@ class OrdersService:
         ``items``: ``[{"product_id": 1, "quantity": 2}]``."""
         request = load(PlaceOrderSchema(), {"user_id": user_id, "items": items})
         lines = merge_lines(request["items"])
-        catalogue = CatalogueProductSchema(many=True).load(
-            self.products.get_many([product_id for product_id, _ in lines]))
-        priced = price_lines(lines, catalogue)
+        priced = price_lines(lines, self._products([product_id for product_id, _ in lines]))
         now = utcnow()
         order = Order(
             user_id=request["user_id"], status=PENDING, total=total_of(priced),
@@ -139,6 +138,35 @@ class OrdersService:
     def on_stock_reservation_failed(self, event):
         self._settle_pending(
             event["order_id"], "reject", None, reason=event["reason"], short=event["short"])
+
+    @handle_event("products", "product_created", CatalogueProductSchema())
+    def on_product_created(self, product):
+        catalogue.remember(self.db.session, [product])
+        self.db.session.commit()
+
+    @handle_event("products", "product_updated", CatalogueProductSchema())
+    def on_product_updated(self, product):
+        catalogue.remember(self.db.session, [product])
+        self.db.session.commit()
+
+    @handle_event("products", "product_deleted", ProductDeletedSchema())
+    def on_product_deleted(self, event):
+        catalogue.forget(self.db.session, event["id"])
+        self.db.session.commit()
+
+    def _products(self, product_ids):
+        """The products pricing needs (``{id, name, price}``), deleted ones
+        left out: from orders' own copy of the catalogue, asking the products
+        service only for those it has not heard of yet (and keeping them)."""
+        known = catalogue.read(self.db.session, product_ids)
+        unknown = [product_id for product_id in product_ids if product_id not in known]
+        fetched = []
+        if unknown:
+            # end the read first: a slow products service must not hold a connection
+            self.db.session.rollback()
+            fetched = CatalogueProductSchema(many=True).load(self.products.get_many(unknown))
+            catalogue.remember(self.db.session, fetched)
+        return fetched + [product for product in known.values() if not product["deleted"]]
 
     def _settle_pending(self, order_id, action, announce, **fields):
         """Inventory's answer moves a pending order on. An answer delivered

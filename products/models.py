@@ -5,6 +5,7 @@ from sqlalchemy import CheckConstraint, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.db import Money, UtcDateTime
+from common.outbox import OutboxMessageMixin
 
 
 class Base(DeclarativeBase):
@@ -25,3 +26,9 @@ class Product(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+
+class OutboxMessage(OutboxMessageMixin, Base):
+    """Events waiting to be published (common.outbox)."""
+
+    __tablename__ = "outbox"

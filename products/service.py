@@ -3,10 +3,10 @@ from sqlalchemy import func, select
 from common.db import Database, utcnow
 from common.entrypoints import health_check, rpc
 from common.errors import NotFound
-from common.events import EventPublisher
+from common.outbox import Outbox
 from common.schemas import PageSchema, load, load_id
 from common.telemetry import Telemetry
-from products.models import Base, Product
+from products.models import Base, OutboxMessage, Product
 from products.schemas import (
     ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
 
@@ -17,7 +17,8 @@ class ProductsService:
     name = "products"
 
     db = Database(Base)
-    publish = EventPublisher()
+    # orders keeps its own copy of the catalogue from these events: none may be lost
+    outbox = Outbox(OutboxMessage)
     telemetry = Telemetry()
 
     ping = health_check()
@@ -30,9 +31,10 @@ class ProductsService:
         now = utcnow()
         product = Product(**fields, created_at=now, updated_at=now)
         self.db.session.add(product)
-        self.db.session.commit()
+        self.db.session.flush()  # assigns the id
         created = product_schema.dump(product)
-        self.publish("product_created", created)
+        self.outbox.add("product_created", created)
+        self.db.session.commit()
         return created
 
     @rpc
@@ -68,9 +70,9 @@ class ProductsService:
         for field, value in changes.items():
             setattr(product, field, value)
         product.updated_at = utcnow()
-        self.db.session.commit()
         updated = product_schema.dump(product)
-        self.publish("product_updated", {**updated, "changed": sorted(changes)})
+        self.outbox.add("product_updated", {**updated, "changed": sorted(changes)})
+        self.db.session.commit()
         return updated
 
     @rpc
@@ -78,8 +80,8 @@ class ProductsService:
         """Take a product out of the catalogue (a soft delete)."""
         product = self._active(product_id)
         product.deleted_at = product.updated_at = utcnow()
+        self.outbox.add("product_deleted", {"id": product.id})
         self.db.session.commit()
-        self.publish("product_deleted", {"id": product.id})
 
     def _active(self, product_id):
         product = self.db.session.get(Product, load_id(product_id, "product"))

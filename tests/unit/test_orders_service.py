@@ -14,8 +14,9 @@ from orders.models import Order
 from orders.payments import PaymentDeclined
 from orders.service import OrdersService
 
-CATALOGUE = [{"id": 1, "name": "Cup", "price": "2.50", "description": ""},
-             {"id": 2, "name": "Pot", "price": "19.99", "description": ""}]
+UPDATED = "2026-11-01T10:00:00+00:00"
+CATALOGUE = [{"id": 1, "name": "Cup", "price": "2.50", "description": "", "updated_at": UPDATED},
+             {"id": 2, "name": "Pot", "price": "19.99", "description": "", "updated_at": UPDATED}]
 ALICE, BOB = 10, 11
 
 
@@ -196,3 +197,58 @@ def test_own_orders_are_listed_newest_first(service):
     page = service.list_orders(ALICE, limit=2, offset=0)
     assert [order["id"] for order in page["items"]] == ids[::-1][:2]
     assert page["total"] == 3
+
+
+def product_event(event_type, **data):
+    return envelope("products", event_type, data)
+
+
+def heard_of(service, event_type="product_created", product_id=7, name="Kettle",
+             price="39.90", updated_at=UPDATED):
+    getattr(service, f"on_{event_type}")(product_event(
+        event_type, id=product_id, name=name, price=price, description="",
+        created_at=UPDATED, updated_at=updated_at))
+
+
+def place_one(service, product_id=7):
+    return service.place_order(ALICE, [{"product_id": product_id, "quantity": 1}])
+
+
+def test_a_product_orders_heard_of_is_priced_without_asking_products(service):
+    heard_of(service)
+    heard_of(service)  # delivered twice
+    order = place_one(service)
+    assert order["items"] == [
+        {"product_id": 7, "name": "Kettle", "quantity": 1, "unit_price": "39.90"}]
+    service.products.get_many.assert_not_called()
+
+
+def test_a_product_not_heard_of_is_asked_for_once_and_kept(service):
+    place_one(service, product_id=1)
+    place_one(service, product_id=1)
+    service.products.get_many.assert_called_once_with([1])
+
+
+def test_an_update_changes_the_price_and_an_older_one_arriving_late_does_not(service):
+    heard_of(service, price="39.90", updated_at="2026-11-01T10:00:00+00:00")
+    heard_of(service, "product_updated", price="35.00", updated_at="2026-11-01T11:00:00+00:00")
+    heard_of(service, "product_updated", price="37.00", updated_at="2026-11-01T10:30:00+00:00")
+    assert place_one(service)["total"] == "35.00"
+
+
+def test_a_deleted_product_cannot_be_ordered_even_if_an_older_event_comes_later(service):
+    heard_of(service)
+    service.on_product_deleted(product_event("product_deleted", id=7))
+    heard_of(service, "product_updated", price="1.00", updated_at="2026-11-02T10:00:00+00:00")
+    service.on_product_deleted(product_event("product_deleted", id=8))  # never heard of
+    heard_of(service, product_id=8)
+    for product_id in (7, 8):
+        with pytest.raises(InvalidInput) as error:
+            place_one(service, product_id)
+        assert error.value.code == "unknown_product"
+    service.products.get_many.assert_not_called()
+
+
+def test_a_product_event_without_a_price_is_refused(service):
+    with pytest.raises(InvalidEvent):
+        service.on_product_updated(product_event("product_updated", id=7, name="Kettle"))

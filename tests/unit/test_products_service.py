@@ -21,7 +21,7 @@ def test_create_answers_the_product_with_an_exact_price(service):
     assert product["name"] == "Mug" and product["description"] == "Blue"
     assert product["created_at"] == product["updated_at"]
     assert product["created_at"].endswith("+00:00")
-    service.publish.assert_called_once_with("product_created", product)
+    service.outbox.add.assert_called_once_with("product_created", product)
 
 
 @pytest.mark.parametrize("fields, invalid", [
@@ -62,7 +62,7 @@ def test_update_changes_only_the_given_fields(service):
     updated = service.update(product["id"], {"price": "8.00"})
     assert updated["price"] == "8.00" and updated["name"] == "Mug"
     assert updated["updated_at"] > product["updated_at"]
-    service.publish.assert_called_with("product_updated", {**updated, "changed": ["price"]})
+    service.outbox.add.assert_called_with("product_updated", {**updated, "changed": ["price"]})
 
 
 @pytest.mark.parametrize("changes", [{}, {"price": None}, {"name": ""}, "price=1"])
@@ -75,7 +75,7 @@ def test_update_refuses_empty_or_invalid_changes(service, changes):
 def test_a_deleted_product_leaves_the_catalogue(service):
     product = make(service)
     service.delete(product["id"])
-    service.publish.assert_called_with("product_deleted", {"id": product["id"]})
+    service.outbox.add.assert_called_with("product_deleted", {"id": product["id"]})
     with pytest.raises(NotFound):
         service.get(product["id"])
     with pytest.raises(NotFound):

@@ -5,8 +5,9 @@ Revises: 0001
 Create Date: 2026-11-22
 
 """
-import sqlalchemy as sa
 from alembic import op
+
+from common.migrations import create_outbox_table, drop_outbox_table
 
 revision = "0002"
 down_revision = "0001"
@@ -15,21 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("event_type", sa.String(100), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_error", sa.Text(), nullable=True),
-    )
-    op.create_index("ix_outbox_unsent", "outbox", ["sent_at", "next_attempt_at"])
+    create_outbox_table(op)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_unsent", "outbox")
-    op.drop_table("outbox")
+    drop_outbox_table(op)
