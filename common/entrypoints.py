@@ -11,6 +11,7 @@ from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.timer import Timer
 from sqlalchemy import text
 
+from common.consumers import ShopQueueConsumer
 from common.errors import ShopError
 from common.rpc import BROKER_ERRORS
 
@@ -48,6 +49,8 @@ class ShopResponder(Responder):
 
 class ShopRpcConsumer(RpcConsumer):
     """nameko's RpcConsumer, replying through :class:`ReplyPublisher`."""
+
+    queue_consumer = ShopQueueConsumer()
 
     def handle_result(self, message, result, exc_info):
         config = self.container.config
@@ -106,6 +109,10 @@ class ConfigTimer(Timer):
     def setup(self):
         self.interval = float(self.container.config[self.config_key])
         super().setup()
+
+    def stop(self):
+        if self.gt is not None:  # None: stopped before it started
+            super().stop()
 
 
 config_timer = ConfigTimer.decorator

@@ -10,6 +10,7 @@ import uuid
 from marshmallow import Schema, ValidationError, fields
 from nameko.events import EventDispatcher, EventHandler
 
+from common.consumers import ShopQueueConsumer
 from common.db import utcnow
 from common.entrypoints import NamekoContextHeaders
 from common.errors import ShopError
@@ -75,6 +76,7 @@ class RetryingEventHandler(NamekoContextHeaders, EventHandler):
     """nameko's EventHandler, with a failed message retried later or
     dead-lettered (common.retry) instead of acked and lost."""
 
+    queue_consumer = ShopQueueConsumer()
     failed_messages = FailedMessages()
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):

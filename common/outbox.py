@@ -114,6 +114,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
             retry_policy={"max_retries": 1})
         self.wakeup = Event()
         self.running = False
+        self.relay_thread = None
 
     def start(self):
         [self.database] = [d for d in self.container.dependencies if isinstance(d, Database)]
@@ -131,11 +132,13 @@ class Outbox(DependencyProvider, HeaderEncoder):
     def stop(self):
         self.running = False
         self._wake()
-        self.relay_thread.wait()
+        if self.relay_thread is not None:  # None: stopped before it started
+            self.relay_thread.wait()
 
     def kill(self):
         self.running = False
-        self.relay_thread.kill()
+        if self.relay_thread is not None:
+            self.relay_thread.kill()
 
     def get_dependency(self, worker_ctx):
         return OutboxWriter(self, worker_ctx)

@@ -26,9 +26,10 @@ from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.entity import TRANSIENT_DELIVERY_MODE
 from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy
+from nameko.rpc import ReplyListener, RpcProxy
 from pybreaker import CircuitBreaker, CircuitBreakerError
 
+from common.consumers import ShopQueueConsumer
 from common.errors import ServiceUnavailable, ShopError
 from common.telemetry import tracer_of
 from common.tracing import SpanKind
@@ -48,7 +49,13 @@ class _Unanswered(Exception):
     ``args``: the message and the error code the client gets."""
 
 
+class ShopReplyListener(ReplyListener):
+    queue_consumer = ShopQueueConsumer()
+
+
 class ServiceRpc(RpcProxy):
+    rpc_reply_listener = ShopReplyListener()
+
     def setup(self):
         settings = self.container.config["RPC"]
         self.timeout = settings["TIMEOUT_SECONDS"]

@@ -26,9 +26,9 @@ from collections import OrderedDict
 from marshmallow import EXCLUDE, Schema
 from nameko.events import BROADCAST, EventHandler
 from nameko.extensions import DependencyProvider
-from nameko.messaging import QueueConsumer
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from common.consumers import ShopQueueConsumer
 from common.events import load_event
 from common.retry import InvalidEvent
 from common.schemas import id_field
@@ -163,7 +163,7 @@ def catalogue_cache_of(container):
     return cache
 
 
-class CatalogueEventsConsumer(QueueConsumer):
+class CatalogueEventsConsumer(ShopQueueConsumer):
     """A connection of its own for the cache's event queues, so that the
     cache knows exactly when its events flow: it goes live when the queues
     are consumed and cold whenever the connection is lost or comes back
@@ -184,17 +184,6 @@ class CatalogueEventsConsumer(QueueConsumer):
     def on_connection_error(self, exc, interval):
         catalogue_cache_of(self.container).events_interrupted()
         super().on_connection_error(exc, interval)
-
-    def unregister_provider(self, provider):
-        # Stopped while starting (a SIGTERM as the gateway comes up), nameko's
-        # QueueConsumer signals "last provider gone" for every provider, and
-        # the second signal raises, which hangs the stop: the cache has three.
-        if self._consumers_ready.ready():
-            super().unregister_provider(provider)
-            return
-        self._providers.discard(provider)
-        if not self._providers and not self._last_provider_unregistered.ready():
-            self._last_provider_unregistered.send()
 
 
 class CatalogueEventHandler(EventHandler):

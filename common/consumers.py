@@ -1,0 +1,20 @@
+"""The queue consumer every shop entrypoint and RPC proxy shares.
+
+nameko's QueueConsumer, stopped before its consumers are ready (a SIGTERM
+while a service starts), signals "last provider gone" once for each of its
+providers: the second signal raises in that provider's stop, and the
+container's stop never ends. A service has several providers on it (its RPC
+queue, its reply queue, each event handler), so this one signals once, when
+the last provider has gone.
+"""
+from nameko.messaging import QueueConsumer
+
+
+class ShopQueueConsumer(QueueConsumer):
+    def unregister_provider(self, provider):
+        if self._consumers_ready.ready():
+            super().unregister_provider(provider)
+            return
+        self._providers.discard(provider)
+        if not self._providers and not self._last_provider_unregistered.ready():
+            self._last_provider_unregistered.send()
