@@ -1,8 +1,10 @@
 """Orders and inventory through the gateway: the life cycle of an order, with
-stock reserved and answered through events over the real broker."""
+stock reserved and answered through events over the real broker, and the
+orders service's copy of the catalogue kept by the product events."""
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 
 from tests.helpers import wait_for
 
@@ -166,3 +168,29 @@ def test_concurrent_orders_never_oversell(api):
     assert api.stock(product_id) == {
         "product_id": product_id, "on_hand": 10, "reserved": 10, "available": 0}
     api.assert_stock_invariants()
+
+
+def orders_price_of(shop, product_id):
+    """The price in the orders service's copy of the catalogue, or None."""
+    with shop.database_engines["orders"].connect() as connection:
+        row = connection.execute(text("SELECT price, deleted FROM catalogue WHERE id = :id"),
+                                 {"id": product_id}).first()
+    return None if row is None else (row.price, row.deleted)
+
+
+def test_a_price_change_and_a_delete_reach_the_orders_copy_through_events(shop):
+    wait_for(lambda: orders_price_of(shop, shop.product_id) == (1245, False))  # in cents
+    changed = shop.call("PATCH", f"/products/{shop.product_id}", token=shop.admin,
+                        json={"price": "9.99", "name": "Moka pot XL"})
+    assert changed.status_code == 200
+    wait_for(lambda: orders_price_of(shop, shop.product_id) == (999, False))
+    placed = shop.place(shop.alice, (shop.product_id, 1))
+    assert placed["items"] == [{"product_id": shop.product_id, "name": "Moka pot XL",
+                                "quantity": 1, "unit_price": "9.99"}]
+    shop.settled(shop.alice, placed["id"])
+
+    assert shop.call("DELETE", f"/products/{shop.product_id}", token=shop.admin).status_code == 204
+    wait_for(lambda: orders_price_of(shop, shop.product_id)[1])
+    refused = shop.call("POST", "/orders", token=shop.alice, json={
+        "items": [{"product_id": shop.product_id, "quantity": 1}]})
+    assert refused.status_code == 400 and refused.json()["error"] == "unknown_product"
