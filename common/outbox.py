@@ -91,6 +91,11 @@ class OutboxWriter:
         session.info["outbox_worker"] = self.worker_ctx
         session.info.setdefault("outbox_rows", []).append(row)
 
+    def publish_committed(self):
+        """Publish now what the worker has committed so far, rather than when
+        it ends: for a worker that commits many batches in one run."""
+        self.provider.publish_committed(self.worker_ctx)
+
 
 class Outbox(DependencyProvider, HeaderEncoder):
     """``self.outbox.add(event_type, data)``, published by the relay after commit.
@@ -153,6 +158,9 @@ class Outbox(DependencyProvider, HeaderEncoder):
         session.info.pop("outbox_rows", None)  # they were never written
 
     def worker_teardown(self, worker_ctx):
+        self.publish_committed(worker_ctx)
+
+    def publish_committed(self, worker_ctx):
         """Publish what the worker committed; what fails is the relay's."""
         for row_id, event_type, payload, headers in self.committed.pop(worker_ctx, ()):
             try:

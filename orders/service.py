@@ -14,7 +14,7 @@ from common.outbox import Outbox
 from common.rpc import ServiceRpc
 from common.schemas import load, load_id
 from common.telemetry import Telemetry
-from orders import catalogue
+from orders import catalogue, expiry
 from orders.domain import (
     AWAITING_PAYMENT, PENDING, merge_lines, next_status, price_lines, total_of)
 from orders.models import Base, Order, OrderLine, OutboxMessage
@@ -26,7 +26,8 @@ from orders.schemas import (
 log = logging.getLogger(__name__)
 
 order_schema = OrderSchema()
-EXPIRY_BATCH = 100
+# orders expired per statement (orders.expiry)
+EXPIRY_BATCH = 500
 TRANSITION_ATTEMPTS = 3
 
 
@@ -111,23 +112,26 @@ class OrdersService:
     def cancel_order(self, order_id, user_id):
         """Cancel a pending or unpaid order; ``order_cancelled`` releases its stock."""
         self._order(order_id, load_id(user_id, "user"))
-        return order_schema.dump(self._transition(order_id, "cancel", cancellation("cancelled")))
+        return order_schema.dump(self._transition(
+            order_id, "cancel", lambda order: order_cancelled(order.id, "cancelled")))
 
     @config_timer("EXPIRY_CHECK_SECONDS")
     def expire_orders(self):
         """Orders awaiting payment past their reservation's time become
-        ``expired``, and ``order_cancelled`` returns their stock."""
-        due = self.db.session.scalars(
-            select(Order.id)
-            .where(Order.status == AWAITING_PAYMENT, Order.expires_at <= utcnow())
-            .order_by(Order.expires_at).limit(EXPIRY_BATCH)).all()
-        self.db.session.rollback()
-        for order_id in due:
-            try:
-                self._transition(order_id, "expire", cancellation("expired"))
-            except Conflict:
-                continue  # paid or cancelled since the query
-            log.info("order %s expired", order_id)
+        ``expired``, and ``order_cancelled`` returns their stock: a batch at
+        a time until none is due, each batch's events published as soon as
+        it commits, so inventory releases stock while the next is expired."""
+        while True:
+            expired = expiry.expire_due(self.db.session, utcnow(), EXPIRY_BATCH)
+            for order_id in expired:
+                self.outbox.add(*order_cancelled(order_id, "expired"))
+            self.db.session.commit()
+            self.outbox.publish_committed()
+            if expired:
+                self.telemetry.orders.labels(status="expired").inc(len(expired))
+                log.info("%d orders expired", len(expired))
+            if len(expired) < EXPIRY_BATCH:
+                return
 
     @handle_event("inventory", "stock_reserved", StockReservedSchema())
     def on_stock_reserved(self, event):
@@ -211,6 +215,7 @@ class OrdersService:
         raise Conflict(f"Order {order_id} is changing; try again", "order_busy")
 
 
-def cancellation(reason):
-    """``announce`` for a cancelled or expired order: inventory releases its stock."""
-    return lambda order: ("order_cancelled", {"order_id": order.id, "reason": reason})
+def order_cancelled(order_id, reason):
+    """The event of a cancelled or expired order: inventory releases its stock."""
+    return "order_cancelled", {"order_id": order_id, "reason": reason}
+

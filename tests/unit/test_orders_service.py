@@ -190,6 +190,38 @@ def test_only_orders_past_their_time_expire(service):
         "order_cancelled", {"order_id": due["id"], "reason": "expired"})
 
 
+def test_a_run_expires_every_due_order_a_batch_at_a_time(service, monkeypatch):
+    monkeypatch.setattr("orders.service.EXPIRY_BATCH", 2)
+    due = [reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
+           for _ in range(5)]
+    session = service.db.session
+    session.execute(update(Order).values(expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+    service.outbox.add.reset_mock()
+
+    service.expire_orders()
+
+    assert {service.get_order(order["id"])["status"] for order in due} == {"expired"}
+    announced = [call.args for call in service.outbox.add.call_args_list]
+    assert sorted(announced, key=lambda args: args[1]["order_id"]) == [
+        ("order_cancelled", {"order_id": order["id"], "reason": "expired"}) for order in due]
+    # each batch's events leave as soon as it commits: 2, 2, then the last 1
+    assert service.outbox.publish_committed.call_count == 3
+
+
+def test_an_expired_order_has_moved_on_like_any_other_change(service):
+    order = reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
+    before = service.db.session.get(Order, order["id"]).version
+    service.db.session.execute(update(Order).values(expires_at=utcnow() - timedelta(seconds=1)))
+    service.db.session.commit()
+
+    service.expire_orders()
+
+    expired = service.db.session.get(Order, order["id"], populate_existing=True)
+    assert (expired.status, expired.version) == ("expired", before + 1)
+    assert expired.updated_at > datetime.fromisoformat(order["updated_at"])
+
+
 def test_own_orders_are_listed_newest_first(service):
     ids = [service.place_order(ALICE, [{"product_id": 1, "quantity": 1}])["id"]
            for _ in range(3)]

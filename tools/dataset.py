@@ -1,0 +1,72 @@
+"""Orders written straight into the orders and inventory databases, the two
+consistent with each other, as if they had been placed and reserved through
+the shop: for the benchmark's data-scale and expiry runs and the expiry
+tests, which need more orders than placing them one by one makes in time.
+
+Each order has one line of one unit. Its reservation has the status that
+order status implies (awaiting_payment: reserved, paid: committed, expired
+or cancelled: released); reserved units are added to both ``on_hand`` and
+``reserved`` of the product's stock, as a restock followed by a reservation
+would, so available stock does not change.
+"""
+from datetime import timedelta
+from itertools import cycle, islice
+
+from sqlalchemy import insert, update
+
+from common.db import utcnow
+from inventory import domain as inventory_domain
+from inventory.models import Reservation, ReservationLine, Stock
+from orders import domain as orders_domain
+from orders.models import Order, OrderLine
+
+RESERVATION_OF = {
+    orders_domain.AWAITING_PAYMENT: inventory_domain.RESERVED,
+    orders_domain.PAID: inventory_domain.COMMITTED,
+    orders_domain.EXPIRED: inventory_domain.RELEASED,
+    orders_domain.CANCELLED: inventory_domain.RELEASED,
+}
+CHUNK = 5_000
+
+
+def insert_orders(orders_engine, inventory_engine, count, *, status, products, user_ids,
+                  expires_at=None):
+    """Insert ``count`` orders of ``status``, one unit each of a product from
+    ``products`` (``{id: (name, price)}``) in turn, placed by ``user_ids`` in
+    turn; with their reservations and the stock those hold. Returns their ids."""
+    reservation_status = RESERVATION_OF[status]
+    now = utcnow()
+    placed_at = now - timedelta(minutes=1)
+    picks = list(islice(cycle(products.items()), count))
+    users = list(islice(cycle(user_ids), count))
+    ids = []
+    with orders_engine.begin() as orders_db, inventory_engine.begin() as inventory_db:
+        for start in range(0, count, CHUNK):
+            chunk = range(start, min(start + CHUNK, count))
+            new_ids = orders_db.execute(
+                insert(Order).returning(Order.id, sort_by_parameter_order=True),
+                [{"user_id": users[i], "status": status, "total": picks[i][1][1],
+                  "created_at": placed_at, "updated_at": now, "expires_at": expires_at,
+                  "version": 2} for i in chunk]).scalars().all()
+            orders_db.execute(insert(OrderLine), [
+                {"order_id": order_id, "position": 0, "product_id": picks[i][0],
+                 "name": picks[i][1][0], "quantity": 1, "unit_price": picks[i][1][1]}
+                for order_id, i in zip(new_ids, chunk)])
+            inventory_db.execute(insert(Reservation), [
+                {"order_id": order_id, "status": reservation_status,
+                 "created_at": placed_at, "updated_at": now} for order_id in new_ids])
+            inventory_db.execute(insert(ReservationLine), [
+                {"order_id": order_id, "product_id": picks[i][0], "quantity": 1}
+                for order_id, i in zip(new_ids, chunk)])
+            ids.extend(new_ids)
+        if reservation_status == inventory_domain.RESERVED:
+            held = {}
+            for product_id, _ in picks:
+                held[product_id] = held.get(product_id, 0) + 1
+            for product_id, units in held.items():
+                changed = inventory_db.execute(
+                    update(Stock).where(Stock.product_id == product_id)
+                    .values(on_hand=Stock.on_hand + units, reserved=Stock.reserved + units))
+                if changed.rowcount != 1:
+                    raise ValueError(f"product {product_id} has no stock record in inventory")
+    return ids
