@@ -115,6 +115,12 @@ class CatalogueCacheSettings(_Section):
         load_default=30, validate=validate.Range(min=0, min_inclusive=False, max=86_400))
 
 
+class OutboxSettings(_Section):
+    # how long sent events are kept before the relay prunes them (7 days)
+    RETENTION_SECONDS = fields.Float(
+        load_default=7 * 24 * 3600, validate=validate.Range(min=0))
+
+
 class TracingSettings(_Section):
     # empty: otlp if OTLP_ENDPOINT is set, else none
     EXPORTER = fields.String(
@@ -154,6 +160,7 @@ class ShopSettings(_Section):
     METRICS = fields.Nested(MetricsSettings, load_default=dict)
     TRACING = fields.Nested(TracingSettings, load_default=dict)
     CATALOGUE_CACHE = fields.Nested(CatalogueCacheSettings, load_default=dict)
+    OUTBOX = fields.Nested(OutboxSettings, load_default=dict)
 
     @validates_schema
     def production_safe(self, data, **kwargs):

@@ -15,6 +15,10 @@ queue bound yet) is left to the relay, one green thread per service process,
 which polls for rows older than ``HANDOFF_SECONDS`` and retries them with a
 growing delay.
 
+Sent rows are kept for ``OUTBOX.RETENTION_SECONDS`` (what was announced, and
+when, for looking into a problem), then pruned by the relay, a small batch
+per turn of its loop, so that pruning never holds up publishing.
+
 Delivery is at least once: a row published just before a crash (or before
 its mark was written) is published again, so consumers must be idempotent.
 """
@@ -29,9 +33,10 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from nameko.messaging import HeaderEncoder
-from sqlalchemy import JSON, Index, String, Text, event, func, select, update
+from sqlalchemy import JSON, Index, String, Text, delete, event, func, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from common.config import OutboxSettings
 from common.db import Database, UtcDateTime, utcnow
 from common.events import envelope, publish_span
 from common.telemetry import telemetry_of, tracer_of
@@ -41,6 +46,9 @@ POLL_SECONDS = 1.0
 # how long the relay leaves a new row to the worker that wrote it
 HANDOFF_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
+PRUNE_BATCH_SIZE = 1000
+# how often the relay looks for sent rows past their retention
+PRUNE_SECONDS = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +125,8 @@ class Outbox(DependencyProvider, HeaderEncoder):
             use_confirms=True, mandatory=True, declare=[self.exchange],
             # a broker that is down is retried by the relay, not inside one publish
             retry_policy={"max_retries": 1})
+        settings = OutboxSettings().load(self.container.config.get("OUTBOX") or {})
+        self.retention = timedelta(seconds=settings["RETENTION_SECONDS"])
         self.wakeup = Event()
         self.running = False
         self.relay_thread = None
@@ -178,7 +188,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
             self.wakeup.send()
 
     def _relay(self):
-        polled_at = 0.0
+        polled_at = pruned_at = 0.0
         while self.running:
             more = False
             try:
@@ -186,9 +196,15 @@ class Outbox(DependencyProvider, HeaderEncoder):
                 if time.monotonic() - polled_at >= self.poll_seconds:
                     more = self.relay_once()
                     polled_at = 0.0 if more else time.monotonic()
+                if time.monotonic() - pruned_at >= PRUNE_SECONDS:
+                    more_to_prune = self.prune_once()
+                    pruned_at = 0.0 if more_to_prune else time.monotonic()
+                    more = more or more_to_prune
             except Exception:
                 log.exception("outbox relay failed; retrying in %s s", self.poll_seconds)
-            if not more:
+            if more:
+                eventlet.sleep(0)  # let the workers run between batches
+            else:
                 with eventlet.Timeout(self.poll_seconds, False):
                     self.wakeup.wait()
             self.wakeup = Event()
@@ -210,6 +226,19 @@ class Outbox(DependencyProvider, HeaderEncoder):
         except Exception:
             self.sent_ids[:0] = ids  # next time; meanwhile they may go out again
             raise
+
+    def prune_once(self):
+        """Delete one batch of rows sent longer ago than the retention; True
+        if there may be more."""
+        expired = (select(self.model.id)
+                   .where(self.model.sent_at < utcnow() - self.retention)
+                   .order_by(self.model.id).limit(PRUNE_BATCH_SIZE))
+        with self.database.engine.begin() as connection:
+            pruned = connection.execute(
+                delete(self.model).where(self.model.id.in_(expired.scalar_subquery()))).rowcount
+        if pruned:
+            log.debug("pruned %s sent events", pruned)
+        return pruned >= PRUNE_BATCH_SIZE
 
     def backlog(self):
         with self.database.Session() as session:

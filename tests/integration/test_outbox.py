@@ -1,15 +1,19 @@
 """The outbox against the real broker and database: an event leaves only with
 its transaction's commit, from the worker that committed it, and waits,
-without being lost, for a queue to exist."""
+without being lost, for a queue to exist; sent events are pruned after
+their retention."""
+from datetime import timedelta
+
 import pytest
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 from nameko.testing.utils import get_container
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from common.db import Database, session_factory
-from common.outbox import Outbox
+from common.db import Database, session_factory, utcnow
+from common.events import envelope
+from common.outbox import PRUNE_BATCH_SIZE, Outbox
 from inventory.service import InventoryService
 from orders.models import Base, OutboxMessage
 from orders.service import OrdersService
@@ -113,3 +117,31 @@ def test_orders_placed_before_inventory_ever_ran_are_reserved_when_it_starts(
             inventory.start()
         # no stock was added: inventory answered, and the answer reached orders
         assert orders.get_order(order["id"])["status"] == "rejected"
+
+
+def test_sent_events_past_their_retention_are_pruned_in_batches_while_the_relay_publishes(
+        container_factory, shop_config, recorder, database_engines):
+    now = utcnow()
+    sent_long_ago = now - timedelta(hours=2)
+    old = 2 * PRUNE_BATCH_SIZE + 10
+    with session_factory(database_engines["orders"])() as session:
+        session.execute(insert(OutboxMessage), [
+            {"event_type": "order_paid", "payload": {}, "headers": {}, "created_at": sent_long_ago,
+             "next_attempt_at": sent_long_ago, "sent_at": sent_long_ago}] * old)
+        recent = OutboxMessage(event_type="order_paid", payload={}, headers={}, created_at=now,
+                               next_attempt_at=now, sent_at=now - timedelta(minutes=30))
+        unsent = OutboxMessage(
+            event_type="order_paid", payload=envelope("orders", "order_paid", {"order_id": 8}),
+            headers={}, created_at=sent_long_ago, next_attempt_at=sent_long_ago)
+        session.add_all([recent, unsent])
+        session.commit()
+        kept = {recent.id, unsent.id}
+
+    config = {**shop_config, "OUTBOX": {"RETENTION_SECONDS": 3600}}
+    with entrypoint_waiter(recorder, "on_order_paid", timeout=10):
+        container_factory(announcer(), config).start()
+
+    wait_for(lambda: {row.id for row in outbox_rows(database_engines)} == kept)
+    assert [envelope["data"] for _, envelope in recorder.received] == [{"order_id": 8}]
+    # the unsent one was published, and is kept for its own retention from now
+    assert all(row.sent_at is not None for row in outbox_rows(database_engines))

@@ -21,6 +21,7 @@ def test_the_shipped_config_is_valid(base_config):
     (lambda c: c["JWT"].pop("LIFETIME_SECONDS"), "JWT.LIFETIME_SECONDS: missing"),
     (lambda c: c["ADMIN"].update(USERNAME="root", PASSWORD=""), "ADMIN: set both"),
     (lambda c: c["ADMIN"].update(USERNAME="root", PASSWORD="short"), "ADMIN.PASSWORD: must be at least 8"),
+    (lambda c: c["OUTBOX"].update(RETENTION_SECONDS=-1), "OUTBOX.RETENTION_SECONDS: Must be greater"),
 ])
 def test_a_bad_setting_fails_with_one_line_naming_it(base_config, change, named):
     config = copy.deepcopy(base_config)
