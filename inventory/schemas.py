@@ -7,6 +7,8 @@ MAX_QUANTITY_CHANGE = 1_000_000
 MAX_BATCH = 100
 MAX_ORDER_LINES = 50
 MAX_LINE_QUANTITY = 1000
+# orders expires at most 500 per batch; room for a larger batch setting
+MAX_EXPIRED_ORDERS = 1000
 
 
 class StockChangeSchema(Schema):
@@ -61,3 +63,10 @@ class OrderEventSchema(_EventData):
     """``order_paid`` and ``order_cancelled`` from orders."""
 
     order_id = id_field(required=True)
+
+
+class OrdersExpiredSchema(_EventData):
+    """``orders_expired`` from orders: a batch of orders whose reservations ran out."""
+
+    order_ids = fields.List(id_field(), required=True,
+                            validate=validate.Length(min=1, max=MAX_EXPIRED_ORDERS))

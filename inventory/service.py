@@ -10,7 +10,7 @@ from inventory import stock
 from inventory.domain import COMMITTED, RELEASED, answer
 from inventory.models import Base, OutboxMessage
 from inventory.schemas import (
-    OrderEventSchema, ProductCreatedSchema, ProductIdsSchema, ReservationRequestSchema,
+    OrderEventSchema, OrdersExpiredSchema, ProductCreatedSchema, ProductIdsSchema, ReservationRequestSchema,
     StockChangeSchema, StockSchema)
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,17 @@ class InventoryService:
 
     @handle_event("orders", "order_paid", OrderEventSchema())
     def on_order_paid(self, event):
-        if not stock.settle(self.db.session, event["order_id"], COMMITTED):
+        if not stock.settle(self.db.session, [event["order_id"]], COMMITTED):
             log.info("order %s: no reserved stock to commit", event["order_id"])
 
     @handle_event("orders", "order_cancelled", OrderEventSchema())
     def on_order_cancelled(self, event):
-        if not stock.settle(self.db.session, event["order_id"], RELEASED):
+        if not stock.settle(self.db.session, [event["order_id"]], RELEASED):
             log.info("order %s: no reserved stock to release", event["order_id"])
+
+    @handle_event("orders", "orders_expired", OrdersExpiredSchema())
+    def on_orders_expired(self, event):
+        released = stock.settle(self.db.session, event["order_ids"], RELEASED)
+        if len(released) < len(event["order_ids"]):
+            log.info("orders expired: %d of %d had no reserved stock to release",
+                     len(event["order_ids"]) - len(released), len(event["order_ids"]))

@@ -7,7 +7,7 @@ cannot both pass a check that only one of them may pass. On PostgreSQL the
 UPDATE locks the row and re-evaluates the condition after a concurrent
 commit; on SQLite writers are serialised.
 """
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -103,36 +103,48 @@ def reserve(session, order_id, lines):
     return reservation
 
 
-def settle(session, order_id, status):
-    """Move an order's reservation from reserved to ``status``: COMMITTED
-    takes the units out of stock (the order is paid), RELEASED returns them.
-    Anything else already happened, and changes nothing.
+def settle(session, order_ids, status):
+    """Move the reservations of ``order_ids`` from reserved to ``status``:
+    COMMITTED takes their units out of stock (the orders are paid), RELEASED
+    returns them. Returns the ids settled now; for the others it already
+    happened, and nothing changes. One statement per table whatever the
+    number of orders (an expiry batch releases hundreds at once).
 
     An order cancelled before its request arrived leaves a CANCELLED record,
     so that the request, when it comes, reserves nothing.
     """
     for _attempt in range(2):
-        claimed = (session.execute(
+        claimed = session.execute(
             update(Reservation)
-            .where(Reservation.order_id == order_id, Reservation.status == RESERVED)
+            .where(Reservation.order_id.in_(order_ids), Reservation.status == RESERVED)
             .values(status=status, updated_at=utcnow())
-            .execution_options(synchronize_session=False)).rowcount == 1)
+            .returning(Reservation.order_id)
+            .execution_options(synchronize_session=False)).scalars().all()
         if claimed:
-            for line in session.scalars(
-                    select(ReservationLine).where(ReservationLine.order_id == order_id)):
-                values = {"reserved": Stock.reserved - line.quantity}
+            units = session.execute(
+                select(ReservationLine.product_id, func.sum(ReservationLine.quantity))
+                .where(ReservationLine.order_id.in_(claimed))
+                .group_by(ReservationLine.product_id)
+                .order_by(ReservationLine.product_id))  # the lock order reserve() uses
+            for product_id, quantity in units:
+                values = {"reserved": Stock.reserved - quantity}
                 if status == COMMITTED:
-                    values["on_hand"] = Stock.on_hand - line.quantity
-                _change(session, line.product_id, (), **values)
-        elif status == RELEASED and session.get(Reservation, order_id) is None:
-            _record(session, order_id, CANCELLED, [])
+                    values["on_hand"] = Stock.on_hand - quantity
+                _change(session, product_id, (), **values)
+        if status == RELEASED:
+            unclaimed = set(order_ids) - set(claimed)
+            known = set(session.scalars(
+                select(Reservation.order_id).where(Reservation.order_id.in_(unclaimed)))
+                ) if unclaimed else set()
+            for order_id in sorted(unclaimed - known):
+                _record(session, order_id, CANCELLED, [])
         try:
             session.commit()
             return claimed
         except IntegrityError:
-            # the request was reserved meanwhile: release what it reserved
+            # a request was reserved meanwhile: release what it reserved
             session.rollback()
-    raise RuntimeError(f"could not settle the reservation of order {order_id}")
+    raise RuntimeError(f"could not settle the reservations of orders {order_ids}")
 
 
 def _record(session, order_id, status, lines, **fields):

@@ -112,19 +112,20 @@ class OrdersService:
     def cancel_order(self, order_id, user_id):
         """Cancel a pending or unpaid order; ``order_cancelled`` releases its stock."""
         self._order(order_id, load_id(user_id, "user"))
-        return order_schema.dump(self._transition(
-            order_id, "cancel", lambda order: order_cancelled(order.id, "cancelled")))
+        return order_schema.dump(self._transition(order_id, "cancel", lambda order: (
+            "order_cancelled", {"order_id": order.id, "reason": "cancelled"})))
 
     @config_timer("EXPIRY_CHECK_SECONDS")
     def expire_orders(self):
         """Orders awaiting payment past their reservation's time become
-        ``expired``, and ``order_cancelled`` returns their stock: a batch at
-        a time until none is due, each batch's events published as soon as
-        it commits, so inventory releases stock while the next is expired."""
+        ``expired``, a batch at a time until none is due; one
+        ``orders_expired`` event per batch returns their stock, published
+        as soon as the batch commits, so inventory releases stock while the
+        next batch is expired."""
         while True:
             expired = expiry.expire_due(self.db.session, utcnow(), EXPIRY_BATCH)
-            for order_id in expired:
-                self.outbox.add(*order_cancelled(order_id, "expired"))
+            if expired:
+                self.outbox.add("orders_expired", {"order_ids": expired})
             self.db.session.commit()
             self.outbox.publish_committed()
             if expired:
@@ -213,9 +214,4 @@ class OrdersService:
                 self.telemetry.orders.labels(status=order.status).inc()
                 return order
         raise Conflict(f"Order {order_id} is changing; try again", "order_busy")
-
-
-def order_cancelled(order_id, reason):
-    """The event of a cancelled or expired order: inventory releases its stock."""
-    return "order_cancelled", {"order_id": order_id, "reason": reason}
 

@@ -61,8 +61,9 @@ def test_two_instances_expire_every_due_order_once_and_release_its_stock(
     assert count(orders_db, select(func.count()).where(
         Order.status == "awaiting_payment", Order.id.in_(not_due))) == 3
     with session_factory(orders_db)() as session:
-        announced = Counter(row.payload["data"]["order_id"] for row in session.scalars(
-            select(OutboxMessage).where(OutboxMessage.event_type == "order_cancelled")))
+        announced = Counter(order_id for row in session.scalars(
+            select(OutboxMessage).where(OutboxMessage.event_type == "orders_expired"))
+            for order_id in row.payload["data"]["order_ids"])
     assert set(announced) == set(due) and set(announced.values()) == {1}
     assert count(inventory_db, select(func.count()).where(
         Reservation.status == "released")) == DUE

@@ -116,6 +116,24 @@ def test_cancellation_releases_the_reservation_once(service):
     assert service.get_stock(1) == stock(1, 5, 0)
 
 
+def test_an_expiry_batch_releases_every_reservation_once_in_one_go(service):
+    service.add_stock(1, 10)
+    service.add_stock(2, 10)
+    for order_id, lines in ((7, (1, 2)), (8, (1, 3)), (9, (2, 4))):
+        service.on_stock_reservation_requested(request(order_id, lines))
+    service.on_order_paid(order_event("order_paid", 9))  # paid: nothing to release
+    expired = envelope("orders", "orders_expired", {"order_ids": [7, 8, 9, 10]})
+
+    service.on_orders_expired(expired)
+    service.on_orders_expired(expired)
+
+    assert service.get_stock(1) == stock(1, 10, 0)
+    assert service.get_stock(2) == stock(2, 6, 0)
+    # 10 was never requested: its request, should it come, reserves nothing
+    service.on_stock_reservation_requested(request(10, (1, 1)))
+    assert service.get_stock(1) == stock(1, 10, 0)
+
+
 def test_a_request_arriving_after_its_orders_cancellation_reserves_nothing(service):
     service.add_stock(1, 5)
     service.on_order_cancelled(order_event("order_cancelled", 7))
@@ -144,3 +162,12 @@ def test_invalid_requests_are_refused(service, event):
         service.on_stock_reservation_requested(event)
     assert service.get_stock(1) == stock(1, 5, 0)
     service.outbox.add.assert_not_called()
+
+
+@pytest.mark.parametrize("order_ids", [[], [0], ["7"], list(range(1, 1002))])
+def test_invalid_expiry_batches_are_refused(service, order_ids):
+    service.add_stock(1, 5)
+    service.on_stock_reservation_requested(request(7, (1, 2)))
+    with pytest.raises(InvalidEvent):
+        service.on_orders_expired(envelope("orders", "orders_expired", {"order_ids": order_ids}))
+    assert service.get_stock(1) == stock(1, 5, 2)

@@ -186,8 +186,7 @@ def test_only_orders_past_their_time_expire(service):
 
     assert service.get_order(due["id"])["status"] == "expired"
     assert service.get_order(fresh["id"])["status"] == "awaiting_payment"
-    service.outbox.add.assert_called_once_with(
-        "order_cancelled", {"order_id": due["id"], "reason": "expired"})
+    service.outbox.add.assert_called_once_with("orders_expired", {"order_ids": [due["id"]]})
 
 
 def test_a_run_expires_every_due_order_a_batch_at_a_time(service, monkeypatch):
@@ -202,10 +201,11 @@ def test_a_run_expires_every_due_order_a_batch_at_a_time(service, monkeypatch):
     service.expire_orders()
 
     assert {service.get_order(order["id"])["status"] for order in due} == {"expired"}
+    # one event per batch of 2, published as soon as the batch commits
     announced = [call.args for call in service.outbox.add.call_args_list]
-    assert sorted(announced, key=lambda args: args[1]["order_id"]) == [
-        ("order_cancelled", {"order_id": order["id"], "reason": "expired"}) for order in due]
-    # each batch's events leave as soon as it commits: 2, 2, then the last 1
+    assert [event_type for event_type, _ in announced] == ["orders_expired"] * 3
+    assert sorted(order_id for _, data in announced for order_id in data["order_ids"]) == [
+        order["id"] for order in due]
     assert service.outbox.publish_committed.call_count == 3
 
 
