@@ -8,7 +8,11 @@ the HTTP API with wrk for bounded durations, at several concurrencies:
 - ``catalogue``: ``GET /products?limit=20``;
 - ``place``: ``POST /orders`` (202 accepted), one line of a random product;
 - ``flow``: per virtual user, place an order, wait until it is
-  ``awaiting_payment``, pay (a Python driver: it needs the answers).
+  ``awaiting_payment``, pay (a Python driver: it needs the answers);
+- ``expiry``: a flash sale's unpaid orders (``--expiring``, 10,000) falling
+  due in the same second, written straight into the databases
+  (tools/dataset.py), with a second orders instance started: the seconds
+  until every one is expired and its stock released.
 
 In the same run it measures the floor on this machine with stock Nameko
 (tools/bench_floor.py): ``floor-plain``, a trivial ``@http`` endpoint, and
@@ -30,11 +34,18 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import requests
+from sqlalchemy import func, select
 
+from common.db import create_db_engine, utcnow
+from inventory.models import Stock
+from orders.domain import AWAITING_PAYMENT
+from orders.models import Order
 from tools import storm
+from tools.dataset import insert_orders
 from tools.launch import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +73,8 @@ TARGETS = (
      lambda result: result["to_awaiting_payment_ms"]["p50"] < 15),
 )
 MAX_RSS_MB = 150
-SCENARIOS = ("product", "catalogue", "place", "flow")
+EXPIRY_TARGET_SECONDS = 60
+SCENARIOS = ("product", "catalogue", "place", "flow", "expiry")
 
 
 def main(argv=None):
@@ -76,6 +88,8 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, nargs="+")
     parser.add_argument("--scenario", nargs="+", choices=SCENARIOS, default=SCENARIOS,
                         help="the shop's scenarios to run (the floor always runs)")
+    parser.add_argument("--expiring", type=int, default=10_000,
+                        help="orders falling due at once in the expiry scenario")
     args = parser.parse_args(argv)
     duration = args.duration or (2 if args.quick else 10)
     products = args.products or (100 if args.quick else 1000)
@@ -121,10 +135,14 @@ def main(argv=None):
                 result = run_flow(shop, customers[:concurrency], ids, duration)
             results.append({"scenario": "flow", "concurrency": concurrency, **result,
                             **cpu.per_request(result["requests"])})
+        expiry = None
+        if "expiry" in args.scenario:
+            progress(f"expiry: {args.expiring} orders due at once, two orders instances")
+            expiry = run_expiry(stack, env, ids, args.expiring)
         memory = {name: rss_mb(process.pid) for name, process in stack.processes.items()}
     finally:
         stack.stop_all()
-    report = make_report(args, duration, products, results, memory)
+    report = make_report(args, duration, products, results, expiry, memory)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (OUT / "report.md").write_text(markdown(report))
@@ -261,6 +279,49 @@ def run_flow(shop, tokens, ids, duration):
     }
 
 
+def run_expiry(stack, env, ids, count):
+    """Seconds from the moment ``count`` unpaid orders fall due together until
+    every one is expired and the stock it held is released, with two orders
+    instances (the second started here). It includes the wait for the next
+    expiry check (``EXPIRY_CHECK_SECONDS``)."""
+    stack.start("orders-2")
+    engines = {name: create_db_engine(env[f"{name.upper()}_DB_URI"])
+               for name in ("orders", "inventory")}
+    try:
+        reserved_before = total_reserved(engines["inventory"])
+        due_at = utcnow() + timedelta(seconds=3)  # the new instance is running by then
+        insert_orders(engines["orders"], engines["inventory"], count,
+                      status=AWAITING_PAYMENT, user_ids=[1],
+                      products={pid: (f"Bench product {pid}", "1.90") for pid in ids},
+                      expires_at=due_at)
+        time.sleep(max(0.0, (due_at - utcnow()).total_seconds()))
+        started = time.monotonic()
+        all_expired_after = None
+        unexpired = (select(func.count()).select_from(Order)
+                     .where(Order.status == AWAITING_PAYMENT, Order.expires_at == due_at))
+        while True:
+            with engines["orders"].connect() as connection:
+                left = connection.scalar(unexpired)
+            held = total_reserved(engines["inventory"]) - reserved_before
+            if left == 0 and all_expired_after is None:
+                all_expired_after = round(time.monotonic() - started, 1)
+            if (left, held) == (0, 0) or time.monotonic() - started > 10 * EXPIRY_TARGET_SECONDS:
+                break
+            time.sleep(0.2)
+        return {"orders": count, "instances": 2, "seconds": round(time.monotonic() - started, 1),
+                "all_expired_after": all_expired_after,
+                "unexpired": left, "still_reserved": held,
+                "check_seconds": float(env.get("EXPIRY_CHECK_SECONDS", 10))}
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def total_reserved(inventory_engine):
+    with inventory_engine.connect() as connection:
+        return connection.scalar(select(func.coalesce(func.sum(Stock.reserved), 0)))
+
+
 class cpu_meter:
     """CPU time the stack's processes, RabbitMQ and PostgreSQL spend during a
     scenario, per request: what a request costs, whatever the machine's
@@ -318,7 +379,7 @@ def rss_mb(pid):
     return None
 
 
-def make_report(args, duration, products, results, memory):
+def make_report(args, duration, products, results, expiry, memory):
     floor = {result["concurrency"]: result["throughput"] for result in results
              if result["scenario"] == "floor-one-hop"}
     for result in results:
@@ -332,12 +393,18 @@ def make_report(args, duration, products, results, memory):
     services = {name: mb for name, mb in memory.items() if name.split("-")[0] in SERVICES}
     targets.append({"target": f"every service process under {MAX_RSS_MB} MB RSS after the run",
                     "met": all(mb is not None and mb < MAX_RSS_MB for mb in services.values())})
+    if expiry:
+        targets.append({
+            "target": f"{expiry['orders']} orders due at once expired and their stock released "
+                      f"within {EXPIRY_TARGET_SECONDS} s, two orders instances",
+            "met": expiry["unexpired"] == 0 and expiry["still_reserved"] == 0
+            and expiry["seconds"] <= EXPIRY_TARGET_SECONDS})
     return {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "mode": "quick" if args.quick else "full",
         "database": args.database, "seconds_per_scenario": duration, "products": products,
         "machine": {"cpus": os.cpu_count()},
-        "results": results, "rss_mb": memory, "targets": targets,
+        "results": results, "expiry": expiry, "rss_mb": memory, "targets": targets,
         "history": json.loads((ROOT / "tools" / "bench_history.json").read_text()),
     }
 
@@ -364,6 +431,13 @@ def markdown(report):
         lines += [f"| {flow['concurrency']} | {flow['to_awaiting_payment_ms']['p50']} | "
                   f"{flow['to_awaiting_payment_ms']['p95']} | "
                   f"{flow['to_awaiting_payment_ms']['p99']} |" for flow in flows]
+    expiry = report.get("expiry")
+    if expiry:
+        lines += ["", f"Expiry: {expiry['orders']} orders due at once, {expiry['instances']} orders "
+                  f"instances, checking every {expiry['check_seconds']:g} s: all expired after "
+                  f"{expiry['all_expired_after']} s, their stock released after {expiry['seconds']} s "
+                  f"({expiry['unexpired']} left unexpired, {expiry['still_reserved']} units "
+                  f"still reserved)."]
     lines += ["", "Memory after the run (RSS, MB): " + ", ".join(
         f"{name} {mb}" for name, mb in sorted(report["rss_mb"].items())), "",
         "| target | met |", "|---|---|"]
