@@ -9,7 +9,8 @@ row to the worker's session; it is committed (or rolled back) with the change.
 The worker that committed a row publishes it itself when it ends (after its
 RPC reply is sent), with publisher confirms and ``mandatory`` routing: no
 query, and one round trip to the broker per event. The rows it published are
-marked sent in batches, one UPDATE for all that a moment's workers sent. A
+marked sent in batches, one UPDATE for all that the workers sent within
+``MARK_DELAY_SECONDS``. A
 row its worker could not publish (the process died, the broker was away, no
 queue bound yet) is left to the relay, one green thread per service process,
 which polls for rows older than ``HANDOFF_SECONDS`` and retries them with a
@@ -46,6 +47,8 @@ POLL_SECONDS = 1.0
 # how long the relay leaves a new row to the worker that wrote it
 HANDOFF_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
+# how long published rows wait to be marked sent together
+MARK_DELAY_SECONDS = 0.25
 PRUNE_BATCH_SIZE = 1000
 # how often the relay looks for sent rows past their retention
 PRUNE_SECONDS = 60.0
@@ -181,6 +184,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
                          event_type, row_id, type(exc).__name__, exc)
                 continue
             self.sent_ids.append(row_id)
+        if self.sent_ids:
             self._wake()
 
     def _wake(self):
@@ -207,6 +211,9 @@ class Outbox(DependencyProvider, HeaderEncoder):
             else:
                 with eventlet.Timeout(self.poll_seconds, False):
                     self.wakeup.wait()
+                if self.running and self.sent_ids:
+                    # gather what the next moment's workers publish into the same UPDATE
+                    eventlet.sleep(MARK_DELAY_SECONDS)
             self.wakeup = Event()
         try:
             self.mark_sent()
