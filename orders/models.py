@@ -6,7 +6,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.db import Money, UtcDateTime
 from common.outbox import OutboxMessageMixin
-from orders.domain import next_status
 
 
 class Base(DeclarativeBase):
@@ -16,9 +15,10 @@ class Base(DeclarativeBase):
 class Order(Base):
     """An order and where it is in its life (orders.domain.TRANSITIONS).
 
-    ``version`` makes every status change conditional on the row not having
-    changed since it was read (SQLAlchemy raises StaleDataError otherwise),
-    so a payment and an expiry cannot both win.
+    A status changes in one conditional UPDATE (OrdersService._transition,
+    orders.expiry), which also counts ``version`` up; as the mapper's
+    version column, it makes any change made through the ORM conditional
+    on the row not having changed since it was read.
     """
 
     __tablename__ = "orders"
@@ -43,10 +43,6 @@ class Order(Base):
         order_by="OrderLine.position", lazy="selectin", cascade="all, delete-orphan")
 
     __mapper_args__ = {"version_id_col": version}
-
-    def apply(self, action, now):
-        self.status = next_status(self.id, self.status, action)
-        self.updated_at = now
 
 
 class OrderLine(Base):

@@ -2,9 +2,8 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import lazyload
-from sqlalchemy.orm.exc import StaleDataError
 
 from common.db import Database, utcnow
 from common.entrypoints import config_timer, health_check, rpc
@@ -16,7 +15,7 @@ from common.schemas import load, load_id
 from common.telemetry import Telemetry
 from orders import catalogue, expiry
 from orders.domain import (
-    AWAITING_PAYMENT, PENDING, merge_lines, next_status, price_lines, total_of)
+    PENDING, TRANSITIONS, merge_lines, next_status, price_lines, total_of)
 from orders.models import Base, Order, OrderLine, OutboxMessage
 from orders.payments import PaymentDeclined, Payments
 from orders.schemas import (
@@ -28,7 +27,6 @@ log = logging.getLogger(__name__)
 order_schema = OrderSchema()
 # orders expired per statement (orders.expiry)
 EXPIRY_BATCH = 500
-TRANSITION_ATTEMPTS = 3
 
 
 class OrdersService:
@@ -99,21 +97,22 @@ class OrdersService:
         except PaymentDeclined as exc:
             raise PaymentRequired(f"Payment for order {order_id} was declined: {exc}") from None
         try:
-            paid = self._transition(order_id, "pay", lambda order: ("order_paid", {
+            self._transition(order_id, "pay", lambda order: ("order_paid", {
                 "order_id": order.id, "total": str(order.total), "payment_id": payment_id,
             }), payment_id=payment_id)
         except Conflict:
             # expired or cancelled while the provider charged: give the money back
             self.payments.refund(payment_id)
             raise
-        return order_schema.dump(paid)
+        return order_schema.dump(self._order(order_id))
 
     @rpc
     def cancel_order(self, order_id, user_id):
         """Cancel a pending or unpaid order; ``order_cancelled`` releases its stock."""
         self._order(order_id, load_id(user_id, "user"))
-        return order_schema.dump(self._transition(order_id, "cancel", lambda order: (
-            "order_cancelled", {"order_id": order.id, "reason": "cancelled"})))
+        self._transition(order_id, "cancel", lambda order: (
+            "order_cancelled", {"order_id": order.id, "reason": "cancelled"}))
+        return order_schema.dump(self._order(order_id))
 
     @config_timer("EXPIRY_CHECK_SECONDS")
     def expire_orders(self):
@@ -194,24 +193,29 @@ class OrdersService:
         return order
 
     def _transition(self, order_id, action, announce=None, **fields):
-        """Apply ``action`` and commit, only if the order did not change
-        since it was read; if it did, read it again and decide again.
-        ``announce(order)`` names the event that goes out with the change:
-        ``(event_type, data)``, written to the outbox in the same transaction."""
-        for _attempt in range(TRANSITION_ATTEMPTS):
-            # a status change does not read the lines (an event handler's never does)
-            order = self._order(order_id, with_lines=False)
-            order.apply(action, utcnow())
-            for name, value in fields.items():
-                setattr(order, name, value)
-            if announce is not None:
-                self.outbox.add(*announce(order))
-            try:
-                self.db.session.commit()
-            except StaleDataError:
-                self.db.session.rollback()
-            else:
-                self.telemetry.orders.labels(status=order.status).inc()
-                return order
-        raise Conflict(f"Order {order_id} is changing; try again", "order_busy")
-
+        """Apply ``action`` and commit, in one conditional UPDATE whose WHERE
+        clause is the state machine's rule (orders.domain.TRANSITIONS): of
+        two changes racing, such as a payment and an expiry, one wins and
+        the other finds the order moved on (409). ``fields`` are set with
+        the change; ``announce(order)`` names the event that goes out with
+        it, ``(event_type, data)``, written to the outbox in the same
+        transaction. Returns the order's id, status and total."""
+        moves = TRANSITIONS[action]
+        changed = self.db.session.execute(
+            update(Order)
+            .where(Order.id == load_id(order_id, "order"), Order.status.in_(moves))
+            .values(status=case(moves, value=Order.status), updated_at=utcnow(),
+                    version=Order.version + 1, **fields)
+            .returning(Order.id, Order.status, Order.total)
+            .execution_options(synchronize_session=False)).one_or_none()
+        if changed is None:
+            order = self._order(order_id, with_lines=False)  # not found, or:
+            self.db.session.rollback()
+            next_status(order.id, order.status, action)  # 409 naming its status
+            # it reached a status the action applies to only after the UPDATE
+            raise Conflict(f"Order {order_id} is changing; try again", "order_busy")
+        if announce is not None:
+            self.outbox.add(*announce(changed))
+        self.db.session.commit()
+        self.telemetry.orders.labels(status=changed.status).inc()
+        return changed
