@@ -54,11 +54,18 @@ scale-test: install
 
 # The benchmark: the real stack on PostgreSQL, driven by wrk (apt install wrk).
 # BENCH_ARGS="--duration 5 --concurrency 16" and others: python -m tools.bench --help
-bench: install
+# matplotlib, for the benchmark's chart, kept out of the services' virtualenv
+BENCH_VENV := .venv-bench
+bench: install $(BENCH_VENV)/.installed
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
-bench-quick: install
+bench-quick: install $(BENCH_VENV)/.installed
 	$(BIN)/python -m tools.bench --quick $(BENCH_ARGS)
+
+$(BENCH_VENV)/.installed: tools/bench-requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -r tools/bench-requirements.txt
+	touch $@
 
 # Checks docker-compose.yml (docker-compose config: no Docker engine needed)
 # and the Kubernetes manifests against the Kubernetes schemas, offline.
@@ -106,4 +113,4 @@ test-postgres: install
 	SHOP_TEST_DATABASE=postgresql $(NAMEKO_TEST) $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) $(FUZZ_VENV) var
+	rm -rf $(VENV) $(DEPLOY_VENV) $(FUZZ_VENV) $(BENCH_VENV) var

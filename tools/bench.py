@@ -21,7 +21,9 @@ service; and ``shop-one-hop``, the same call over the shop's RPC. Every scenario
 percentiles, errors, and its throughput as a ratio to ``floor-one-hop`` at
 the same concurrency: these machines are noisy, ratios are what compare.
 
-Writes var/bench/report.json and report.md, prints a summary table.
+Writes var/bench/report.json and report.md, prints a summary table, and
+draws var/bench/chart.svg (tools/bench_chart.py), this run beside the one
+before it.
 """
 import argparse
 import json
@@ -50,6 +52,10 @@ from tools.launch import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "var" / "bench"
+PREVIOUS = OUT / "previous-report.json"
+# the full run the README shows: its report and chart, copied from OUT
+PUBLISHED = ROOT / "docs"
+CHART_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 LUA = ROOT / "tools" / "wrk" / "http.lua"
 STOCK_PER_PRODUCT = 1_000_000
 FLOOR = {"bench_floor": "tools.bench_floor:FloorService",
@@ -144,11 +150,25 @@ def main(argv=None):
         stack.stop_all()
     report = make_report(args, duration, products, results, expiry, memory)
     OUT.mkdir(parents=True, exist_ok=True)
+    if (OUT / "report.json").exists():
+        (OUT / "report.json").replace(PREVIOUS)
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (OUT / "report.md").write_text(markdown(report))
     print()
     print(markdown(report))
     print(f"Report: {OUT / 'report.md'} and report.json")
+    draw_chart()
+
+
+def draw_chart():
+    """The chart of this run beside the previous one here, or else beside the
+    full run whose figures the README shows."""
+    if not CHART_PYTHON.exists():
+        print("No chart: matplotlib is not installed (make bench installs it in .venv-bench)")
+        return
+    previous = PREVIOUS if PREVIOUS.exists() else PUBLISHED / "benchmark.json"
+    subprocess.run([str(CHART_PYTHON), "-m", "tools.bench_chart", str(OUT / "report.json"),
+                    str(previous), "--out", str(OUT / "chart.svg")], cwd=ROOT, check=True)
 
 
 def progress(message):
