@@ -33,6 +33,23 @@ def test_an_expired_token_is_refused(codec):
     assert refused_as(codec, token) == "token_expired"
 
 
+def test_a_token_verified_before_is_still_refused_once_it_expires(codec, monkeypatch):
+    issued_at = time.time()
+    token = codec.issue(1, "customer", now=issued_at)
+    assert codec.verify(token).user_id == 1
+    monkeypatch.setattr(time, "time", lambda: issued_at + 600)
+    assert refused_as(codec, token) == "token_expired"
+
+
+def test_only_valid_tokens_are_remembered_and_only_so_many(codec, monkeypatch):
+    monkeypatch.setattr("common.tokens.VERIFIED_CACHE_SIZE", 2)
+    tokens = [codec.issue(user_id, "customer") for user_id in (1, 2, 3)]
+    for token in tokens:
+        codec.verify(token)
+    refused_as(codec, tokens[0][:-2])
+    assert list(codec.verified) == tokens[1:]
+
+
 def test_a_token_signed_with_another_key_is_refused(codec):
     other = TokenCodec("another-secret-that-is-long-enough-too!!", 600)
     assert refused_as(codec, other.issue(1, "admin")) == "invalid_token"
