@@ -1,7 +1,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy import CheckConstraint, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.db import Money, UtcDateTime
@@ -17,7 +17,12 @@ class Product(Base):
     it leaves the catalogue, but orders that bought it still name it."""
 
     __tablename__ = "products"
-    __table_args__ = (CheckConstraint("price > 0", name="ck_products_price_positive"),)
+    __table_args__ = (
+        CheckConstraint("price > 0", name="ck_products_price_positive"),
+        # the catalogue's pages and count read this index only, not the table
+        Index("ix_products_active", "id", postgresql_where=text("deleted_at IS NULL"),
+              sqlite_where=text("deleted_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
