@@ -4,7 +4,8 @@ Starts the real stack (each service its own ``nameko run`` process, on
 RabbitMQ and PostgreSQL by default), loads a catalogue with stock, and drives
 the HTTP API with wrk for bounded durations, at several concurrencies:
 
-- ``product``: ``GET /products/<id>``, a random one of the catalogue;
+- ``product``: ``GET /products/<id>``, a random one of the catalogue, each
+  read once first (the cache's steady state);
 - ``catalogue``: ``GET /products?limit=20``;
 - ``place``: ``POST /orders`` (202 accepted), one line of a random product;
 - ``flow``: per virtual user, place an order, wait until it is
@@ -26,6 +27,7 @@ draws var/bench/chart.svg (tools/bench_chart.py), this run beside the one
 before it.
 """
 import argparse
+import base64
 import json
 import os
 import random
@@ -40,14 +42,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from common.db import create_db_engine, utcnow
 from inventory.models import Stock
-from orders.domain import AWAITING_PAYMENT
+from orders.domain import AWAITING_PAYMENT, PAID
 from orders.models import Order
 from tools import storm
-from tools.dataset import insert_orders
+from tools.dataset import insert_orders, insert_products
 from tools.launch import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +82,14 @@ TARGETS = (
 )
 MAX_RSS_MB = 150
 EXPIRY_TARGET_SECONDS = 60
-SCENARIOS = ("product", "catalogue", "place", "flow", "expiry")
+SCENARIOS = ("product", "catalogue", "catalogue-pages", "catalogue-deep", "orders-pages",
+             "orders-deep", "place", "flow", "expiry")
+# --data-scale: what a shop that has run for a year holds
+SCALE_PRODUCTS = 100_000
+SCALE_ORDERS = 1_000_000
+# the deep pages: the catalogue's last, and a customer's 500th page of 20 orders
+DEEP_ORDERS_OFFSET = 9_980
+PAGES = 1_000  # the offsets a pages scenario spreads over
 
 
 def main(argv=None):
@@ -96,6 +105,9 @@ def main(argv=None):
                         help="the shop's scenarios to run (the floor always runs)")
     parser.add_argument("--expiring", type=int, default=10_000,
                         help="orders falling due at once in the expiry scenario")
+    parser.add_argument("--data-scale", action="store_true",
+                        help=f"first load {SCALE_PRODUCTS:,} products and {SCALE_ORDERS:,} orders "
+                             "straight into the databases")
     args = parser.parse_args(argv)
     duration = args.duration or (2 if args.quick else 10)
     products = args.products or (100 if args.quick else 1000)
@@ -113,6 +125,9 @@ def main(argv=None):
         start_floor(stack, env, floor_port)
         shop = f"http://127.0.0.1:{args.port}"
         ids, customers = seed(shop, products, max(concurrencies))
+        catalogue_size = len(ids)
+        if args.data_scale:
+            catalogue_size += load_data_scale(env, ids, customers)
         results = []
         for concurrency in concurrencies:
             scenarios = {
@@ -121,6 +136,17 @@ def main(argv=None):
                 "shop-one-hop": dict(url=f"http://127.0.0.1:{floor_port}", path="/shop-one-hop"),
                 "product": dict(url=shop, path="/products/{id}", ids=ids),
                 "catalogue": dict(url=shop, path="/products?limit=20"),
+                # pages at random offsets near the start and near the end: the
+                # cache treats both alike, so their ratio is the database's depth
+                "catalogue-pages": dict(url=shop, path="/products?limit=20&offset={id}",
+                                        ids=(0, PAGES - 20)),
+                "catalogue-deep": dict(url=shop, path="/products?limit=20&offset={id}",
+                                       ids=(catalogue_size - PAGES, catalogue_size - 20)),
+                "orders-pages": dict(url=shop, path="/orders?limit=20&offset={id}",
+                                     ids=(0, PAGES - 20), token=customers[-1]),
+                "orders-deep": dict(url=shop, path="/orders?limit=20&offset={id}",
+                                    ids=(DEEP_ORDERS_OFFSET - PAGES + 20, DEEP_ORDERS_OFFSET),
+                                    token=customers[-1]),
                 "place": dict(url=shop, path="/orders", method="POST", ids=ids,
                               token=customers[0],
                               body='{"items": [{"product_id": {id}, "quantity": 1}]}'),
@@ -129,6 +155,8 @@ def main(argv=None):
                 if not (name.endswith("one-hop") or name.startswith("floor")
                         or name in args.scenario):
                     continue
+                if name == "product":
+                    warm_up(shop, ids)
                 progress(f"c={concurrency:<3} {name:<14} {duration:g} s")
                 with cpu_meter(stack) as cpu:
                     result = run_wrk(concurrency, duration, **scenario)
@@ -217,6 +245,49 @@ def seed(shop, products, users):
         ids = sorted(pool.map(create, range(products)))
         tokens = list(pool.map(customer, range(users)))
     return ids, tokens
+
+
+def load_data_scale(env, ids, customers):
+    """Products up to SCALE_PRODUCTS and SCALE_ORDERS paid orders, spread over
+    the customers, written straight into the databases (tools/dataset.py).
+    The scenarios still use the products and customers ``seed`` made, now
+    among a year's rows. Returns how many products it added."""
+    engines = {name: create_db_engine(env[f"{name.upper()}_DB_URI"])
+               for name in ("products", "orders", "inventory")}
+    try:
+        progress(f"data scale: loading {SCALE_PRODUCTS - len(ids):,} more products")
+        added = insert_products(engines["products"], engines["inventory"],
+                                SCALE_PRODUCTS - len(ids), on_hand=STOCK_PER_PRODUCT)
+        progress(f"data scale: loading {SCALE_ORDERS:,} paid orders of {len(customers)} customers")
+        insert_orders(engines["orders"], engines["inventory"], SCALE_ORDERS, status=PAID,
+                      products={pid: (f"Bench product {pid}", "1.90") for pid in ids},
+                      user_ids=[user_id_of(token) for token in customers])
+        for engine in engines.values():
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM ANALYZE"))  # as autovacuum would by now
+        return len(added)
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def user_id_of(token):
+    """The user id a token names (the bench made the token: no need to verify it)."""
+    payload = token.split(".")[1]
+    return int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+
+
+def warm_up(shop, ids):
+    """Read every product once, so that the scenario measures the catalogue
+    cache in its steady state (a product's first read, and one per
+    ``CATALOGUE_CACHE.TTL_SECONDS`` after, goes to the products service)."""
+    def read(chunk):
+        with requests.Session() as session:
+            for product_id in chunk:
+                session.get(f"{shop}/products/{product_id}", timeout=30).raise_for_status()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(read, [ids[start::8] for start in range(8)]))
 
 
 def login(session, shop, username, password):
@@ -413,6 +484,11 @@ def make_report(args, duration, products, results, expiry, memory):
     services = {name: mb for name, mb in memory.items() if name.split("-")[0] in SERVICES}
     targets.append({"target": f"every service process under {MAX_RSS_MB} MB RSS after the run",
                     "met": all(mb is not None and mb < MAX_RSS_MB for mb in services.values())})
+    for deep, near in (("catalogue-deep", "catalogue-pages"), ("orders-deep", "orders-pages")):
+        if args.data_scale and (deep, 16) in by_key and (near, 16) in by_key:
+            targets.append({
+                "target": f"{deep}: deep pages within 2x of the first pages (c=16 throughput)",
+                "met": 2 * by_key[(deep, 16)]["throughput"] >= by_key[(near, 16)]["throughput"]})
     if expiry:
         targets.append({
             "target": f"{expiry['orders']} orders due at once expired and their stock released "
@@ -423,6 +499,7 @@ def make_report(args, duration, products, results, expiry, memory):
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "mode": "quick" if args.quick else "full",
         "database": args.database, "seconds_per_scenario": duration, "products": products,
+        "data_scale": args.data_scale,
         "machine": {"cpus": os.cpu_count()},
         "results": results, "expiry": expiry, "rss_mb": memory, "targets": targets,
         "history": json.loads((ROOT / "tools" / "bench_history.json").read_text()),
@@ -430,9 +507,11 @@ def make_report(args, duration, products, results, expiry, memory):
 
 
 def markdown(report):
+    scale = (f" among {SCALE_PRODUCTS:,}, with {SCALE_ORDERS:,} orders"
+             if report.get("data_scale") else "")
     lines = [
         f"# Benchmark, {report['when']} ({report['mode']}, {report['database']}, "
-        f"{report['seconds_per_scenario']:g} s per scenario, {report['products']} products, "
+        f"{report['seconds_per_scenario']:g} s per scenario, {report['products']} products{scale}, "
         f"{report['machine']['cpus']} CPUs)", "",
         "| scenario | c | req/s | x one-hop floor | p50 ms | p95 ms | p99 ms | errors "
         "| CPU ms/request: services | broker | database |",

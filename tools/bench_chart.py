@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 from matplotlib import ticker  # noqa: E402
 
 # the floor's own scenarios are the scale, not results
-SHOWN = ("shop-one-hop", "product", "catalogue", "place", "flow")
+SHOWN = ("shop-one-hop", "product", "catalogue", "catalogue-pages", "catalogue-deep",
+         "orders-pages", "orders-deep", "place", "flow")
 COLOURS = {"previous": "#9aa5b1", "this run": "#1f6feb"}
 
 

@@ -1,7 +1,11 @@
-"""Orders written straight into the orders and inventory databases, the two
-consistent with each other, as if they had been placed and reserved through
-the shop: for the benchmark's data-scale and expiry runs and the expiry
-tests, which need more orders than placing them one by one makes in time.
+"""Products and orders written straight into the services' databases,
+consistent with each other, as if they had been made through the shop: for
+the benchmark's data-scale and expiry runs and the expiry tests, which need
+more rows than the API makes in reasonable time.
+
+Products get a stock record in inventory; no event announces them, so the
+orders service fetches one from the products service the first time it is
+ordered, as it does for any product it has not heard of.
 
 Each order has one line of one unit. Its reservation has the status that
 order status implies (awaiting_payment: reserved, paid: committed, expired
@@ -19,6 +23,7 @@ from inventory import domain as inventory_domain
 from inventory.models import Reservation, ReservationLine, Stock
 from orders import domain as orders_domain
 from orders.models import Order, OrderLine
+from products.models import Product
 
 RESERVATION_OF = {
     orders_domain.AWAITING_PAYMENT: inventory_domain.RESERVED,
@@ -27,6 +32,24 @@ RESERVATION_OF = {
     orders_domain.CANCELLED: inventory_domain.RELEASED,
 }
 CHUNK = 5_000
+
+
+def insert_products(products_engine, inventory_engine, count, on_hand):
+    """Insert ``count`` products, each with ``on_hand`` units; their ids."""
+    now = utcnow()
+    ids = []
+    with products_engine.begin() as products_db, inventory_engine.begin() as inventory_db:
+        for start in range(0, count, CHUNK):
+            new_ids = products_db.execute(
+                insert(Product).returning(Product.id, sort_by_parameter_order=True),
+                [{"name": f"Catalogue product {number}", "description": "",
+                  "price": f"{1 + number % 50}.90", "created_at": now, "updated_at": now}
+                 for number in range(start, min(start + CHUNK, count))]).scalars().all()
+            inventory_db.execute(insert(Stock), [
+                {"product_id": product_id, "on_hand": on_hand, "reserved": 0}
+                for product_id in new_ids])
+            ids.extend(new_ids)
+    return ids
 
 
 def insert_orders(orders_engine, inventory_engine, count, *, status, products, user_ids,
