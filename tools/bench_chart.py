@@ -21,7 +21,8 @@ COLOURS = {"previous": "#9aa5b1", "this run": "#1f6feb"}
 
 
 def label(report):
-    return f"{report['when']} ({report['mode']})"
+    scale = ", data scale" if report.get("data_scale") else ""
+    return f"{report['when']} ({report['mode']}{scale})"
 
 
 def by_key(report):
