@@ -248,9 +248,12 @@ class Outbox(DependencyProvider, HeaderEncoder):
         return pruned >= PRUNE_BATCH_SIZE
 
     def backlog(self):
+        """Rows not yet published: unsent ones, less those this process has
+        published and is about to mark sent."""
         with self.database.Session() as session:
-            return session.scalar(select(func.count(self.model.id))
-                                  .where(self.model.sent_at.is_(None)))
+            unsent = session.scalar(select(func.count(self.model.id))
+                                    .where(self.model.sent_at.is_(None)))
+        return max(0, unsent - len(self.sent_ids))
 
     def relay_once(self):
         """Publish one batch of due rows; True if there may be more."""
