@@ -90,6 +90,9 @@ SCALE_ORDERS = 1_000_000
 # the deep pages: the catalogue's last, and a customer's 500th page of 20 orders
 DEEP_ORDERS_OFFSET = 9_980
 PAGES = 1_000  # the offsets a pages scenario spreads over
+# the scenarios whose cost may grow with the data, and by how much at most
+SCALE_COMPARED = ("product", "catalogue", "catalogue-pages", "place", "flow")
+SCALE_TOLERANCE = 1.2
 
 
 def main(argv=None):
@@ -484,6 +487,13 @@ def make_report(args, duration, products, results, expiry, memory):
     services = {name: mb for name, mb in memory.items() if name.split("-")[0] in SERVICES}
     targets.append({"target": f"every service process under {MAX_RSS_MB} MB RSS after the run",
                     "met": all(mb is not None and mb < MAX_RSS_MB for mb in services.values())})
+    compared = compare_with_small_data(by_key) if args.data_scale else None
+    if compared:
+        targets.append({
+            "target": f"at data scale, every scenario within {SCALE_TOLERANCE}x of the "
+                      f"{compared['products']:,}-product run of {compared['when']} "
+                      "(throughput as a ratio to the floor)",
+            "met": all(row["slowdown"] <= SCALE_TOLERANCE for row in compared["rows"])})
     for deep, near in (("catalogue-deep", "catalogue-pages"), ("orders-deep", "orders-pages")):
         if args.data_scale and (deep, 16) in by_key and (near, 16) in by_key:
             targets.append({
@@ -502,8 +512,24 @@ def make_report(args, duration, products, results, expiry, memory):
         "data_scale": args.data_scale,
         "machine": {"cpus": os.cpu_count()},
         "results": results, "expiry": expiry, "rss_mb": memory, "targets": targets,
+        "compared_to_small_data": compared,
         "history": json.loads((ROOT / "tools" / "bench_history.json").read_text()),
     }
+
+
+def compare_with_small_data(by_key):
+    """Each data-dependent scenario's ratio to the floor here against the
+    published run at 1,000 products (docs/benchmark.json): how many times
+    slower it is at data scale."""
+    reference = json.loads((PUBLISHED / "benchmark.json").read_text())
+    rows = []
+    for result in reference["results"]:
+        key = (result["scenario"], result["concurrency"])
+        if result["scenario"] in SCALE_COMPARED and key in by_key and by_key[key]["ratio"]:
+            rows.append({"scenario": key[0], "concurrency": key[1], "small": result["ratio"],
+                         "scale": by_key[key]["ratio"],
+                         "slowdown": round(result["ratio"] / by_key[key]["ratio"], 2)})
+    return {"when": reference["when"], "products": reference["products"], "rows": rows}
 
 
 def markdown(report):
@@ -530,6 +556,14 @@ def markdown(report):
         lines += [f"| {flow['concurrency']} | {flow['to_awaiting_payment_ms']['p50']} | "
                   f"{flow['to_awaiting_payment_ms']['p95']} | "
                   f"{flow['to_awaiting_payment_ms']['p99']} |" for flow in flows]
+    compared = report.get("compared_to_small_data")
+    if compared:
+        lines += ["", f"Against the {compared['products']:,}-product run of {compared['when']} "
+                  "(ratios to the floor):", "",
+                  "| scenario | c | 1,000 products | data scale | times slower |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {row['scenario']} | {row['concurrency']} | {row['small']} | {row['scale']} "
+                  f"| {row['slowdown']} |" for row in compared["rows"]]
     expiry = report.get("expiry")
     if expiry:
         lines += ["", f"Expiry: {expiry['orders']} orders due at once, {expiry['instances']} orders "
