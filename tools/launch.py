@@ -206,9 +206,13 @@ def stop_all(processes):
     # a second Ctrl-C (or SIGTERM, SIGHUP) while stopping: no more waiting
     for signum in STOP_SIGNALS:
         signal.signal(signum, kill_the_rest)
+    # SIGTERM, not SIGINT: nameko answers SIGTERM by starting its stop in a
+    # new green thread, whereas SIGINT's KeyboardInterrupt is raised in
+    # whichever green thread runs when it arrives (the metrics server's,
+    # say), which then dies alone and the service never stops
     for process in processes.values():
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     for name, process in processes.items():
         try:
