@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import nameko_sqlalchemy
 from nameko_sqlalchemy.database import Session
-from sqlalchemy import BigInteger, DateTime, create_engine, event
+from sqlalchemy import BigInteger, DateTime, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import sessionmaker
@@ -81,6 +81,15 @@ def _ping_if_idle(dbapi_connection, connection_record, connection_proxy):
     except Exception as exc:
         # the pool replaces the connection and checks out a new one
         raise DisconnectionError(f"an idle connection is gone: {exc}") from exc
+
+
+def page_query(model, ids, order, limit, offset):
+    """One page of the rows whose ids ``ids`` (a select of ``model.id``)
+    finds: the page's ids are chosen by ``ids`` alone, which an index can
+    answer without reading the table (a deep offset is skipped in the
+    index), and only the page's rows are read."""
+    page_ids = ids.order_by(order).limit(limit).offset(offset).scalar_subquery()
+    return select(model).where(model.id.in_(page_ids)).order_by(order)
 
 
 def _sqlite_on_connect(dbapi_connection, connection_record):

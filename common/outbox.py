@@ -10,8 +10,7 @@ The worker that committed a row publishes it itself when it ends (after its
 RPC reply is sent), with publisher confirms and ``mandatory`` routing: no
 query, and one round trip to the broker per event. The rows it published are
 marked sent in batches, one UPDATE for all that the workers sent within
-``MARK_DELAY_SECONDS``. A
-row its worker could not publish (the process died, the broker was away, no
+``MARK_DELAY_SECONDS``. A row its worker could not publish (the process died, the broker was away, no
 queue bound yet) is left to the relay, one green thread per service process,
 which polls for rows older than ``HANDOFF_SECONDS`` and retries them with a
 growing delay.

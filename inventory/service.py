@@ -10,8 +10,8 @@ from inventory import stock
 from inventory.domain import COMMITTED, RELEASED, answer
 from inventory.models import Base, OutboxMessage
 from inventory.schemas import (
-    OrderEventSchema, OrdersExpiredSchema, ProductCreatedSchema, ProductIdsSchema, ReservationRequestSchema,
-    StockChangeSchema, StockSchema)
+    OrderEventSchema, OrdersExpiredSchema, ProductCreatedSchema, ProductIdsSchema,
+    ReservationRequestSchema, StockChangeSchema, StockSchema)
 
 log = logging.getLogger(__name__)
 

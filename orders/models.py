@@ -1,11 +1,12 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, case
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.db import Money, UtcDateTime
 from common.outbox import OutboxMessageMixin
+from orders.domain import TRANSITIONS
 
 
 class Base(DeclarativeBase):
@@ -43,6 +44,15 @@ class Order(Base):
         order_by="OrderLine.position", lazy="selectin", cascade="all, delete-orphan")
 
     __mapper_args__ = {"version_id_col": version}
+
+    @staticmethod
+    def transition(action, now):
+        """``action`` as the WHERE clause and the values of an UPDATE: only
+        from the statuses it may happen in, to the one it leads to."""
+        moves = TRANSITIONS[action]
+        return Order.status.in_(moves), {
+            "status": case(moves, value=Order.status), "updated_at": now,
+            "version": Order.version + 1}
 
 
 class OrderLine(Base):

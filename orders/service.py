@@ -2,10 +2,10 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import lazyload
 
-from common.db import Database, utcnow
+from common.db import Database, page_query, utcnow
 from common.entrypoints import config_timer, health_check, rpc
 from common.errors import Conflict, NotFound, PaymentRequired
 from common.events import handle_event
@@ -15,7 +15,7 @@ from common.schemas import load, load_id
 from common.telemetry import Telemetry
 from orders import catalogue, expiry
 from orders.domain import (
-    PENDING, TRANSITIONS, merge_lines, next_status, price_lines, total_of)
+    PENDING, merge_lines, next_status, price_lines, total_of)
 from orders.models import Base, Order, OrderLine, OutboxMessage
 from orders.payments import PaymentDeclined, Payments
 from orders.schemas import (
@@ -78,13 +78,8 @@ class OrdersService:
         page = load(ListOrdersSchema(), {"user_id": user_id, "limit": limit, "offset": offset})
         mine = Order.user_id == page["user_id"]
         total = self.db.session.scalar(select(func.count(Order.id)).where(mine))
-        # the offset is skipped in the (user_id, id) index alone, and only
-        # the page's orders are read: a customer's 500th page costs little more
-        page_ids = (select(Order.id).where(mine).order_by(Order.id.desc())
-                    .limit(page["limit"]).offset(page["offset"]))
-        orders = self.db.session.scalars(
-            select(Order).where(Order.id.in_(page_ids.scalar_subquery()))
-            .order_by(Order.id.desc()))
+        orders = self.db.session.scalars(page_query(
+            Order, select(Order.id).where(mine), Order.id.desc(), page["limit"], page["offset"]))
         return {"items": order_schema.dump(orders, many=True), "total": total}
 
     @rpc
@@ -204,12 +199,11 @@ class OrdersService:
         the change; ``announce(order)`` names the event that goes out with
         it, ``(event_type, data)``, written to the outbox in the same
         transaction. Returns the order's id, status and total."""
-        moves = TRANSITIONS[action]
+        allowed, change = Order.transition(action, utcnow())
         changed = self.db.session.execute(
             update(Order)
-            .where(Order.id == load_id(order_id, "order"), Order.status.in_(moves))
-            .values(status=case(moves, value=Order.status), updated_at=utcnow(),
-                    version=Order.version + 1, **fields)
+            .where(Order.id == load_id(order_id, "order"), allowed)
+            .values(**change, **fields)
             .returning(Order.id, Order.status, Order.total)
             .execution_options(synchronize_session=False)).one_or_none()
         if changed is None:

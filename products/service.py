@@ -1,6 +1,6 @@
 from sqlalchemy import func, select
 
-from common.db import Database, utcnow
+from common.db import Database, page_query, utcnow
 from common.entrypoints import health_check, rpc
 from common.errors import NotFound
 from common.outbox import Outbox
@@ -47,12 +47,8 @@ class ProductsService:
         page = load(PageSchema(), {"limit": limit, "offset": offset})
         active = select(Product.id).where(Product.deleted_at.is_(None))
         total = self.db.session.scalar(select(func.count()).select_from(active.subquery()))
-        # the offset is skipped in the index of active ids (index-only), and
-        # only the page's rows are read: a deep page costs little more
-        page_ids = active.order_by(Product.id).limit(page["limit"]).offset(page["offset"])
         items = self.db.session.scalars(
-            select(Product).where(Product.id.in_(page_ids.scalar_subquery()))
-            .order_by(Product.id))
+            page_query(Product, active, Product.id, page["limit"], page["offset"]))
         return {"items": product_schema.dump(items, many=True), "total": total}
 
     @rpc
