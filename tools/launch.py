@@ -48,11 +48,18 @@ def main(argv=None):
     say("Applying database migrations...")
     migrate_all(config)
 
+    processes = {}
+    kill_at_once = killer(processes)
+
+    def interrupt(signum, frame):
+        # switched before anything else runs, so that a second signal,
+        # however soon it comes, kills the services instead of raising again
+        handle_stop_signals(kill_at_once)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
     # A shell starts a background job with SIGINT ignored, and the services
     # would inherit that; with a handler here they get the default at exec.
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, interrupt)
-    processes = {}
+    handle_stop_signals(interrupt)
     try:
         for name in SERVICES:
             processes[name] = start_service(name, args.config)
@@ -66,11 +73,23 @@ def main(argv=None):
     except KeyboardInterrupt:
         say("\nStopping...")
     finally:
+        # a second Ctrl-C (or SIGTERM, SIGHUP) while stopping: no more waiting
+        handle_stop_signals(kill_at_once)
         stop_all(processes)
 
 
-def interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+def handle_stop_signals(handler):
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handler)
+
+
+def killer(processes):
+    def kill_at_once(signum, frame):
+        say("Stopping at once")
+        for process in processes.values():
+            process.kill()
+
+    return kill_at_once
 
 
 def say(text):
@@ -198,14 +217,6 @@ def wait_for_any_exit(processes):
 
 
 def stop_all(processes):
-    def kill_the_rest(signum, frame):
-        say("Stopping at once")
-        for process in processes.values():
-            process.kill()
-
-    # a second Ctrl-C (or SIGTERM, SIGHUP) while stopping: no more waiting
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, kill_the_rest)
     # SIGTERM, not SIGINT: nameko answers SIGTERM by starting its stop in a
     # new green thread, whereas SIGINT's KeyboardInterrupt is raised in
     # whichever green thread runs when it arrives (the metrics server's,
