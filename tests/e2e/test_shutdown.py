@@ -6,7 +6,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,10 +23,34 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMEKO = Path(sys.executable).parent / "nameko"
 
 
-def nameko_run(module, env):
+def start_nameko_run(module, env):
     return subprocess.Popen(
         [str(NAMEKO), "run", "--config", "config.yaml", module], cwd=ROOT,
         env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@contextmanager
+def nameko_run(module, env):
+    """A running ``nameko run``, killed at the end. Its output is read as it
+    comes, so that a full pipe never blocks it, and is shown if the test fails."""
+    process = start_nameko_run(module, env)
+    output = []
+
+    def read():
+        for line in process.stdout:
+            output.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield process
+    except Exception as exc:
+        process.kill()
+        reader.join(timeout=5)
+        raise AssertionError(f"{exc}\n--- nameko run {module} printed:\n{''.join(output)}") from exc
+    finally:
+        process.kill()
+        process.wait()
 
 
 def stop_time(process):
@@ -36,23 +62,20 @@ def stop_time(process):
 
 
 def test_sigterm_lets_an_in_flight_call_finish(rabbit_config):
-    service = nameko_run("tests.e2e.slow_service", {"AMQP_URI": rabbit_config["AMQP_URI"]})
-    try:
+    with nameko_run("tests.e2e.slow_service", {"AMQP_URI": rabbit_config["AMQP_URI"]}) as service:
         with ClusterRpcProxy({"AMQP_URI": rabbit_config["AMQP_URI"]}, timeout=20) as rpc:
             wait_for(lambda: _answers(rpc), timeout=20)
             reply = rpc.slow.wait.call_async(2)
             time.sleep(0.5)  # the call is running
             took = stop_time(service)
             assert reply.result() == "done"
-    finally:
-        service.kill()
-    assert 1.4 < took < 10, service.stdout.read()
+        assert 1.4 < took < 10
 
 
 def test_a_second_sigterm_while_stopping_does_not_hang_the_stop(rabbit_config, db_uris):
     """As when make run's launcher dies: its pipe is gone and the kernel's
     parent-death signal arrives twice, a few milliseconds apart."""
-    service = nameko_run("users.service", {
+    service = start_nameko_run("users.service", {
         "AMQP_URI": rabbit_config["AMQP_URI"], "USERS_DB_URI": db_uris["users"],
         "USERS_METRICS_PORT": "0"})
     try:
@@ -84,17 +107,15 @@ def _answers(rpc):
 
 def test_sigterm_stops_an_idle_gateway_with_an_open_connection(rabbit_config):
     port = free_port()
-    gateway = nameko_run("gateway.service", {
-        "AMQP_URI": rabbit_config["AMQP_URI"], "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})
-    try:
+    with nameko_run("gateway.service", {
+            "AMQP_URI": rabbit_config["AMQP_URI"],
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}) as gateway:
         wait_for(lambda: _listening(port), timeout=20)
         with socket.create_connection(("127.0.0.1", port)) as idle:
             idle.sendall(b"GET /health HTTP/1.1\r\nHost: shop\r\n\r\n")
             assert idle.recv(100).startswith(b"HTTP/1.1 200")
             took = stop_time(gateway)
-    finally:
-        gateway.kill()
-    assert took < 10, gateway.stdout.read()
+        assert took < 10
 
 
 def _listening(port):
