@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay chaos scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay migrate-queues chaos scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -42,6 +42,11 @@ dlq: install
 
 dlq-replay: install
 	$(BIN)/python -m tools.dlq replay --all
+
+# After an upgrade from a version with classic queues: stop the shop, then
+# move them (and their messages) to quorum queues
+migrate-queues: install
+	$(BIN)/python -m tools.queues migrate
 
 # The crash test: an order storm while services are killed and RabbitMQ
 # restarts. CHAOS_ARGS="--database postgresql --users 8 --duration 30"

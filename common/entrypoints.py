@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from common.consumers import ShopQueueConsumer
 from common.errors import ShopError
+from common.queues import quorum
 from common.rpc import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,14 @@ class ShopResponder(Responder):
 
 
 class ShopRpcConsumer(RpcConsumer):
-    """nameko's RpcConsumer, replying through :class:`ReplyPublisher`."""
+    """nameko's RpcConsumer, on a quorum queue (common.queues), replying
+    through :class:`ReplyPublisher`."""
 
     queue_consumer = ShopQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        quorum(self.queue)
 
     def handle_result(self, message, result, exc_info):
         config = self.container.config

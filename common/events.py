@@ -14,7 +14,7 @@ from common.consumers import ShopQueueConsumer
 from common.db import utcnow
 from common.entrypoints import NamekoContextHeaders
 from common.errors import ShopError
-from common.retry import FailedMessages, InvalidEvent
+from common.retry import FailedMessages, InvalidEvent, handler_queue
 from common.rpc import BROKER_ERRORS
 from common.telemetry import telemetry_of, tracer_of
 from common.tracing import SpanKind
@@ -73,11 +73,15 @@ def load_event(envelope, data_schema):
 
 
 class RetryingEventHandler(NamekoContextHeaders, EventHandler):
-    """nameko's EventHandler, with a failed message retried later or
-    dead-lettered (common.retry) instead of acked and lost."""
+    """nameko's EventHandler, on a quorum queue, with a failed message
+    retried later or dead-lettered (common.retry) instead of acked and lost."""
 
     queue_consumer = ShopQueueConsumer()
     failed_messages = FailedMessages()
+
+    def setup(self):
+        super().setup()
+        handler_queue(self.queue)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         settle = self.queue_consumer.ack_message

@@ -15,6 +15,9 @@ by every handler) until its TTL ends and RabbitMQ dead-letters it back to the
 handler's own queue: it is routed through the default exchange by its routing
 key, which is that queue's name. A dead letter goes to the ``shop.dead-letters``
 queue with headers saying where it came from and why it failed;
+RabbitMQ files one there too (with its ``x-death`` header) when a message
+was delivered ``REDELIVERY_LIMIT`` times and never settled: a message that
+kills the process handling it, say.
 ``python -m tools.dlq`` lists and replays them. The message is acked only
 once its retry or dead letter is confirmed by the broker; if that publish
 fails, the message is requeued instead.
@@ -23,20 +26,25 @@ import logging
 import traceback
 import uuid
 
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import SharedExtension
 
 from common.db import utcnow
 from common.errors import ShopError
+from common.queues import AT_LEAST_ONCE_DEAD_LETTERING, check_declared, quorum
 
 log = logging.getLogger(__name__)
 
 RETRY_EXCHANGE = Exchange("shop.retry-delays", type="headers", durable=True)
 DEAD_LETTER_EXCHANGE = Exchange("shop.dead-letters", type="fanout", durable=True)
-DEAD_LETTER_QUEUE = Queue("shop.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True)
+DEAD_LETTER_QUEUE = quorum(
+    Queue("shop.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True))
 MAX_DELAY_MS = 60_000
+# deliveries of one message that ended without an ack or a reject (its
+# consumer died with it, say): past this, RabbitMQ dead-letters it
+REDELIVERY_LIMIT = 20
 
 ATTEMPTS_HEADER = "x-shop-attempts"
 # a headers exchange ignores headers named x-... when it matches: a binding on
@@ -62,10 +70,20 @@ def delay_ms(attempt, first_delay_ms):
 
 
 def retry_queue(delay):
-    return Queue(
-        f"shop.retry.{delay}ms", exchange=RETRY_EXCHANGE, durable=True,
-        binding_arguments={"x-match": "all", DELAY_HEADER: delay},
-        queue_arguments={"x-message-ttl": delay, "x-dead-letter-exchange": ""})
+    return quorum(
+        Queue(f"shop.retry.{delay}ms", exchange=RETRY_EXCHANGE, durable=True,
+              binding_arguments={"x-match": "all", DELAY_HEADER: delay}),
+        **{"x-message-ttl": delay, "x-dead-letter-exchange": ""},
+        **AT_LEAST_ONCE_DEAD_LETTERING)
+
+
+def handler_queue(queue):
+    """The kombu ``queue`` of an event handler, as a quorum queue that
+    dead-letters a message its consumers keep failing to settle."""
+    return quorum(
+        queue, **{"x-delivery-limit": REDELIVERY_LIMIT,
+                  "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name},
+        **AT_LEAST_ONCE_DEAD_LETTERING)
 
 
 def describe(exc):
@@ -81,6 +99,12 @@ class FailedMessages(SharedExtension):
         self.first_delay_ms = settings["FIRST_DELAY_MS"]
         self.publisher = Publisher(
             self.container.config[AMQP_URI_CONFIG_KEY], use_confirms=True, mandatory=True)
+
+    def start(self):
+        # the handler queues dead-letter into it as well: it must exist
+        # before the first message reaches their delivery limit
+        check_declared(Connection(self.container.config[AMQP_URI_CONFIG_KEY]),
+                       [DEAD_LETTER_QUEUE])
 
     def handle(self, message, queue_name, exc):
         """Retry or dead-letter ``message``, taken from ``queue_name``: returns

@@ -18,9 +18,11 @@ from pika.exceptions import AMQPConnectionError
 
 from common.config import DEFAULT_CONFIG_PATH, load_config
 from common.retry import (
-    ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, FAILED_AT_HEADER, QUEUE_HEADER, REASON_HEADER)
+    ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, FAILED_AT_HEADER, QUEUE_HEADER, REASON_HEADER,
+    REDELIVERY_LIMIT)
 
-DEAD_LETTER_HEADERS = (ATTEMPTS_HEADER, QUEUE_HEADER, REASON_HEADER, FAILED_AT_HEADER)
+DEAD_LETTER_HEADERS = (ATTEMPTS_HEADER, QUEUE_HEADER, REASON_HEADER, FAILED_AT_HEADER,
+                       "x-death", "x-delivery-count")
 
 
 @dataclass
@@ -37,6 +39,13 @@ class DeadLetter:
                 f"after {self.attempts} attempt(s): {self.reason.splitlines()[-1]}")
 
 
+def broker_reason(death):
+    if death.get("reason") == "delivery_limit":
+        return (f"delivered {REDELIVERY_LIMIT} times without being settled "
+                "(did its consumer crash on it? see the service's log)")
+    return str(death.get("reason", ""))
+
+
 class DeadLetterQueue:
     """The ``shop.dead-letters`` queue, read with pika outside nameko."""
 
@@ -46,7 +55,8 @@ class DeadLetterQueue:
         self.connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
-        self.channel.queue_declare(DEAD_LETTER_QUEUE.name, durable=True)
+        self.channel.queue_declare(
+            DEAD_LETTER_QUEUE.name, durable=True, arguments=DEAD_LETTER_QUEUE.queue_arguments)
 
     def __enter__(self):
         return self
@@ -63,11 +73,14 @@ class DeadLetterQueue:
             if method is None:
                 return taken
             headers = properties.headers or {}
+            # RabbitMQ's own dead letters (a handler queue's delivery limit)
+            # say where they came from in x-death only
+            [death, *_] = headers.get("x-death") or [{}]
             taken.append((method.delivery_tag, properties, DeadLetter(
                 id=properties.message_id or str(method.delivery_tag),
-                queue=headers.get(QUEUE_HEADER, "?"),
-                reason=str(headers.get(REASON_HEADER, "")),
-                failed_at=str(headers.get(FAILED_AT_HEADER, "")),
+                queue=headers.get(QUEUE_HEADER) or str(death.get("queue", "?")),
+                reason=str(headers.get(REASON_HEADER) or broker_reason(death)),
+                failed_at=str(headers.get(FAILED_AT_HEADER) or death.get("time", "")),
                 attempts=int(headers.get(ATTEMPTS_HEADER, 0)),
                 body=body)))
 

@@ -4,11 +4,14 @@ a dead letter can be replayed."""
 import time
 
 import pytest
+from kombu import Connection, Queue
+from kombu.simple import SimpleQueue
 from marshmallow import Schema, fields
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import event_dispatcher
 
 from common.events import envelope, handle_event
+from common.retry import REDELIVERY_LIMIT
 from tests.helpers import wait_for
 from tools.dlq import DeadLetterQueue
 
@@ -46,10 +49,16 @@ class Flaky:
 
 
 @pytest.fixture
-def flaky(container_factory, shop_config):
+def flaky_container(container_factory, shop_config):
     Flaky.failures_left, Flaky.handled, Flaky.contexts = 0, [], []
     shop_config["EVENT_RETRY"] = {"MAX_ATTEMPTS": 4, "FIRST_DELAY_MS": 100}
-    container_factory(Flaky, shop_config).start()
+    container = container_factory(Flaky, shop_config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def flaky(flaky_container):
     return Flaky
 
 
@@ -110,3 +119,25 @@ def test_an_invalid_event_is_dead_lettered_at_once(flaky, send, dead_letters):
     [letter] = dead_letters()
     assert letter.attempts == 1 and letter.reason.startswith("common.retry.InvalidEvent")
     assert flaky.handled == []
+
+
+def test_a_message_never_settled_is_dead_lettered_at_the_delivery_limit(
+        flaky_container, send, dead_letters, rabbit_config):
+    """As when the handler's process dies on it, again and again: here a
+    consumer hands it back (requeue) until RabbitMQ gives up on it."""
+    flaky_container.stop()  # the handler's quorum queue stays
+    send({"order_id": 5})
+    returned = 0
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        queue = SimpleQueue(connection, Queue(QUEUE, no_declare=True))
+        while True:
+            try:
+                message = queue.get(timeout=2)
+            except queue.Empty:
+                break
+            message.requeue()
+            returned += 1
+    assert returned == REDELIVERY_LIMIT + 1  # the first delivery and the redeliveries
+    [letter] = dead_letters()
+    assert letter.queue == QUEUE
+    assert letter.reason.startswith(f"delivered {REDELIVERY_LIMIT} times without being settled")
