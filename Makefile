@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay migrate-queues chaos scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay migrate-queues chaos cluster-test scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -47,6 +47,11 @@ dlq-replay: install
 # move them (and their messages) to quorum queues
 migrate-queues: install
 	$(BIN)/python -m tools.queues migrate
+
+# The crash test on a 3-node RabbitMQ cluster started under var/rabbitmq-cluster/, a node
+# killed mid-storm. CLUSTER_ARGS="--database postgresql --users 8 --duration 40"
+cluster-test: install
+	$(BIN)/python -m tools.cluster_test $(CLUSTER_ARGS)
 
 # The crash test: an order storm while services are killed and RabbitMQ
 # restarts. CHAOS_ARGS="--database postgresql --users 8 --duration 30"

@@ -141,7 +141,12 @@ class ShopSettings(_Section):
 
     AMQP_URI = fields.String(
         required=True,
-        validate=validate.Regexp(r"^(py)?amqps?://", error="must start with amqp:// or amqps://"))
+        validate=validate.Regexp(
+            r"^\s*(py)?amqps?://[^;]*(;\s*(py)?amqps?://[^;]*)*$",
+            error="must be amqp://... or amqps://..., or several of them separated by ;"))
+    # seconds between AMQP heartbeats, read by nameko: a dead node is noticed
+    # within two of them
+    HEARTBEAT = fields.Integer(load_default=60, validate=validate.Range(min=1, max=600))
     WEB_SERVER_ADDRESS = fields.String(
         required=True,
         validate=validate.Regexp(r"^([^:\s]+:)?\d{1,5}$", error="must be [host:]port"))
@@ -169,8 +174,8 @@ class ShopSettings(_Section):
         unsafe = {}
         if data.get("JWT", {}).get("SECRET") == DEVELOPMENT_JWT_SECRET:
             unsafe["JWT.SECRET"] = ["is the development default; set JWT_SECRET"]
-        broker = urlsplit(data.get("AMQP_URI", ""))
-        if (broker.username, broker.password) == ("guest", "guest"):
+        nodes = [urlsplit(uri.strip()) for uri in data.get("AMQP_URI", "").split(";")]
+        if any((node.username, node.password) == ("guest", "guest") for node in nodes):
             unsafe["AMQP_URI"] = ["uses the default guest account; set AMQP_URI"]
         if unsafe:
             raise ValidationError({

@@ -50,7 +50,20 @@ class _Unanswered(Exception):
 
 
 class ShopReplyListener(ReplyListener):
+    """nameko's ReplyListener, on an exclusive, transient reply queue.
+
+    nameko declares it durable: on a cluster, once the node that holds it
+    dies, declaring it again on another node fails (404, "home node ... is
+    down") until that node is back, and the caller gets no replies. An
+    exclusive queue goes with its connection, and the proxy declares it
+    afresh wherever it reconnects."""
+
     queue_consumer = ShopQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
+        self.queue.exclusive = True
 
 
 class ServiceRpc(RpcProxy):

@@ -189,6 +189,12 @@ class CatalogueEventsConsumer(ShopQueueConsumer):
 class CatalogueEventHandler(EventHandler):
     queue_consumer = CatalogueEventsConsumer()
 
+    def setup(self):
+        super().setup()
+        # nameko declares it durable; exclusive, it dies with its connection
+        # anyway, and transient, a dead cluster node takes it along too
+        self.queue.durable = False
+
 
 class ProductEventData(Schema):
     class Meta:

@@ -20,6 +20,7 @@ from common.config import DEFAULT_CONFIG_PATH, load_config
 from common.retry import (
     ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, FAILED_AT_HEADER, QUEUE_HEADER, REASON_HEADER,
     REDELIVERY_LIMIT)
+from tools.amqp import connect
 
 DEAD_LETTER_HEADERS = (ATTEMPTS_HEADER, QUEUE_HEADER, REASON_HEADER, FAILED_AT_HEADER,
                        "x-death", "x-delivery-count")
@@ -50,9 +51,7 @@ class DeadLetterQueue:
     """The ``shop.dead-letters`` queue, read with pika outside nameko."""
 
     def __init__(self, amqp_uri):
-        # kombu's pyamqp:// scheme is plain AMQP to pika
-        amqp_uri = amqp_uri.removeprefix("py")
-        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+        self.connection = connect(amqp_uri)
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
         self.channel.queue_declare(

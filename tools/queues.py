@@ -19,13 +19,13 @@ import re
 import sys
 import urllib.parse
 
-import pika
 import requests
 from kombu import Queue
 
 from common.config import DEFAULT_CONFIG_PATH, load_config
 from common.queues import QUORUM
 from common.retry import DEAD_LETTER_QUEUE, handler_queue, retry_queue
+from tools.amqp import connect, node_uris
 
 MIGRATING_SUFFIX = ".migrating"
 # the queues the shop declares durable; reply and broadcast queues are not
@@ -46,12 +46,12 @@ def shop_arguments(name):
 
 class Broker:
     def __init__(self, amqp_uri, management_url=None):
-        parts = urllib.parse.urlsplit(amqp_uri.removeprefix("py"))
+        parts = urllib.parse.urlsplit(node_uris(amqp_uri)[0])
         self.vhost = urllib.parse.unquote(parts.path[1:]) or "/"
         self.api = (management_url or f"http://{parts.hostname}:15672").rstrip("/") + "/api"
         self.auth = (urllib.parse.unquote(parts.username or "guest"),
                      urllib.parse.unquote(parts.password or "guest"))
-        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_uri.removeprefix("py")))
+        self.connection = connect(amqp_uri)
         self.channel = self.connection.channel()
 
     def close(self):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tools.storm import BROKER, add_arguments, run_test
+from tools.storm import add_arguments, run_test
 
 RUN = "scale"
 INSTANCES = {"products": 2, "orders": 2, "inventory": 2}
@@ -43,7 +43,7 @@ def check_every_instance_worked(stack, report):
 def handled_per_instance(stack, vhost):
     """Messages the broker delivered to each instance's channels."""
     channels = requests.get(
-        f"http://{BROKER}:15672/api/vhosts/{urllib.parse.quote(vhost, safe='')}/channels",
+        f"{stack.broker.management_api()}/vhosts/{urllib.parse.quote(vhost, safe='')}/channels",
         timeout=10).json()
     delivered_by_port = Counter()
     for channel in channels:

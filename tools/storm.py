@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -28,23 +29,51 @@ from tools.dlq import DeadLetterQueue
 from tools.launch import DOMAIN_SERVICES, SERVICES, nameko_run_command
 
 ROOT = Path(__file__).resolve().parents[1]
-BROKER = "guest:guest@127.0.0.1"
+CREDENTIALS = "guest:guest"
 PG_URI = os.environ.get("PG_URI", "postgresql://postgres@127.0.0.1:5432")
 ADMIN = ("storm-admin", "storm-admin-password")
 PRODUCTS, INITIAL_STOCK = 10, 40
 SETTLE_TIMEOUT = 120
 
 
-def run_test(title, run, args, instances=None, during_storm=None, after_settling=None):
+@dataclass
+class BrokerNodes:
+    """Where the RabbitMQ node(s) listen: the local broker by default, or a
+    cluster's nodes (tools/cluster.py). With several, each instance of a
+    service gets every node in its AMQP_URI (kombu's failover list), starting
+    at a different one, so that the connections spread over the nodes."""
+
+    amqp_ports: tuple = (5672,)
+    management_ports: tuple = (15672,)
+
+    def management_api(self):
+        """The API of the first node that answers."""
+        for port in self.management_ports:
+            api = f"http://{CREDENTIALS}@127.0.0.1:{port}/api"
+            if get_status(f"{api}/overview") == 200:
+                return api
+        raise RuntimeError("no RabbitMQ node's management API answers")
+
+    def amqp_uri(self, vhost, first=0):
+        path = urllib.parse.quote(vhost, safe="")
+        ports = self.amqp_ports[first:] + self.amqp_ports[:first]
+        return ";".join(f"amqp://{CREDENTIALS}@127.0.0.1:{port}/{path}" for port in ports)
+
+
+LOCAL_BROKER = BrokerNodes()
+
+
+def run_test(title, run, args, instances=None, during_storm=None, after_settling=None,
+             broker=LOCAL_BROKER):
     """Start the shop, set up the catalogue, run the storm (``during_storm(stack,
     duration)`` in a thread beside it), wait for it to settle, check; then
     stop the shop, write var/<run>/report.json, print it and exit 0 or 1.
     ``after_settling(stack, report)`` adds its own figures and checks."""
-    env = prepare(run, args)
-    stack = Stack(run, env, instances)
+    env = prepare(run, args, broker)
+    stack = Stack(run, env, instances, broker)
     try:
         stack.start_all()
-        shop = Shop(f"http://127.0.0.1:{args.port}")
+        shop = Shop(stack.gateway_urls())
         product_ids = shop.set_up()
         print(f"storm: {args.users} customers for {args.duration:g} s on "
               f"{', '.join(sorted(stack.processes))}", flush=True)
@@ -71,10 +100,11 @@ def add_arguments(parser, users, duration):
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--users", type=int, default=users, help="concurrent customers")
     parser.add_argument("--duration", type=float, default=duration, help="storm seconds")
-    parser.add_argument("--port", type=int, default=8099, help="the gateway's port")
+    parser.add_argument("--port", type=int, default=8099,
+                        help="the gateway's port (a second gateway takes the next one)")
 
 
-def prepare(run, args):
+def prepare(run, args, broker=LOCAL_BROKER):
     """Fresh databases and a fresh vhost for ``run``; the environment every
     service gets."""
     out = ROOT / "var" / run
@@ -97,14 +127,14 @@ def prepare(run, args):
                 leftover.unlink()
             uris[name] = f"sqlite:///{path}"
         upgrade(name, uris[name])
-    management = f"http://{BROKER}:15672/api/vhosts/{vhost}"
-    requests.delete(management, timeout=10)
-    requests.put(management, timeout=10).raise_for_status()
-    requests.put(f"http://{BROKER}:15672/api/permissions/{vhost}/guest", timeout=10,
+    api = broker.management_api()
+    requests.delete(f"{api}/vhosts/{vhost}", timeout=10)
+    requests.put(f"{api}/vhosts/{vhost}", timeout=10).raise_for_status()
+    requests.put(f"{api}/permissions/{vhost}/guest", timeout=10,
                  json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
     return {
         **os.environ,
-        "AMQP_URI": f"amqp://{BROKER}:5672/{urllib.parse.quote(vhost, safe='')}",
+        "AMQP_URI": broker.amqp_uri(vhost),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{args.port}",
         **{f"{name.upper()}_DB_URI": uri for name, uri in uris.items()},
         # several instances of a service on this machine: each its own metrics port
@@ -128,11 +158,14 @@ def ensure_pg_database(name):
 
 class Stack:
     """The services as processes; ``instances`` says how many of each
-    (one by default), named ``orders``, or ``orders-1``, ``orders-2``..."""
+    (one by default), named ``orders``, or ``orders-1``, ``orders-2``...
+    The n-th gateway listens on the port after the (n-1)-th's."""
 
-    def __init__(self, run, env, instances=None):
+    def __init__(self, run, env, instances=None, broker=LOCAL_BROKER):
         self.out = ROOT / "var" / run
+        self.vhost = f"shop-{run}"
         self.env = env
+        self.broker = broker
         self.processes = {}
         self.instances = {name: (instances or {}).get(name, 1) for name in SERVICES}
 
@@ -140,11 +173,28 @@ class Stack:
         count = self.instances[name]
         return [name] if count == 1 else [f"{name}-{n}" for n in range(1, count + 1)]
 
+    def instance_env(self, instance):
+        service, _, number = instance.partition("-")
+        index = int(number or 1) - 1
+        host, port = self.env["WEB_SERVER_ADDRESS"].rsplit(":", 1)
+        return {
+            **self.env,
+            "AMQP_URI": self.broker.amqp_uri(self.vhost, first=(
+                SERVICES.index(service) + index) % len(self.broker.amqp_ports)),
+            "WEB_SERVER_ADDRESS": f"{host}:{int(port) + index}" if service == "gateway"
+            else self.env["WEB_SERVER_ADDRESS"],
+        }
+
+    def gateway_urls(self):
+        return [f"http://{self.instance_env(instance)['WEB_SERVER_ADDRESS']}"
+                for instance in self.instance_names("gateway")]
+
     def start(self, instance):
         service = instance.split("-")[0]
         log = open(self.out / f"{instance}.log", "a")  # a restart appends
         self.processes[instance] = subprocess.Popen(
-            nameko_run_command(service, "config.yaml"), cwd=ROOT, env=self.env,
+            nameko_run_command(service, "config.yaml"), cwd=ROOT,
+            env=self.instance_env(instance),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
@@ -153,9 +203,10 @@ class Stack:
                 self.start(instance)
         self.wait_until_ready()
 
-    def wait_until_ready(self):
-        gateway = f"http://{self.env['WEB_SERVER_ADDRESS']}"
-        wait(lambda: get_status(f"{gateway}/health/ready") == 200, 60, "the shop to be ready")
+    def wait_until_ready(self, timeout=60):
+        for gateway in self.gateway_urls():
+            wait(lambda: get_status(f"{gateway}/health/ready") == 200, timeout,
+                 "the shop to be ready")
 
     def crashed(self):
         """The services that exited without being killed on purpose."""
@@ -177,25 +228,31 @@ class Stack:
                 process.kill()
 
 class Shop:
-    """The storm's side: customers using the HTTP API."""
+    """The storm's side: customers using the HTTP API, spread over the
+    gateways at ``base_urls``."""
 
-    def __init__(self, base_url):
-        self.base_url = base_url
+    def __init__(self, base_urls):
+        self.base_urls = base_urls
         self.statuses = Counter()
         self.accepted = {}  # order id -> quantity per product
         self.lock = threading.Lock()
+        self.local = threading.local()
 
     def call(self, method, path, token=None, **kwargs):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        base_url = getattr(self.local, "base_url", self.base_urls[0])
         try:
             response = requests.request(
-                method, self.base_url + path, headers=headers, timeout=15, **kwargs)
+                method, base_url + path, headers=headers, timeout=15, **kwargs)
         except requests.RequestException:
             with self.lock:
                 self.statuses["no answer"] += 1
             return None
+        status = response.status_code
+        if status == 503 and "Retry-After" not in response.headers:
+            status = "503 without Retry-After"
         with self.lock:
-            self.statuses[response.status_code] += 1
+            self.statuses[status] += 1
         return response
 
     def token(self, username, password):
@@ -229,15 +286,17 @@ class Shop:
                 "password": "storm-password"})
             customers.append(self.token(username, "storm-password"))
         deadline = time.monotonic() + duration
-        threads = [threading.Thread(target=self.customer, args=(token, product_ids, deadline))
-                   for token in customers]
+        threads = [threading.Thread(target=self.customer, args=(
+                       token, product_ids, deadline, self.base_urls[number % len(self.base_urls)]))
+                   for number, token in enumerate(customers)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         return {"accepted": dict(self.accepted), "statuses": dict(self.statuses)}
 
-    def customer(self, token, product_ids, deadline):
+    def customer(self, token, product_ids, deadline, base_url):
+        self.local.base_url = base_url
         chance = random.Random()
         while time.monotonic() < deadline:
             lines = {pid: chance.randint(1, 3) for pid in chance.sample(product_ids, chance.randint(1, 3))}
@@ -369,6 +428,8 @@ def print_report(title, report):
     print(f"  services that crashed      {', '.join(report['crashed_services']) or 'none'}")
     for instance, handled in report.get("handled_per_instance", {}).items():
         print(f"  {instance:<27}handled {handled} messages")
+    for figure, value in report.get("failover", {}).items():
+        print(f"  {figure.replace('_', ' '):<27}{value}")
     print(f"  HTTP answers               {report['http_answers']}")
     failed = [name for name, ok in report["checks"].items() if not ok]
     print("PASSED" if not failed else f"FAILED: {', '.join(failed)}")

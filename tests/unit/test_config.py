@@ -12,7 +12,9 @@ def test_the_shipped_config_is_valid(base_config):
 
 @pytest.mark.parametrize("change, named", [
     (lambda c: c.pop("AMQP_URI"), "AMQP_URI: missing"),
-    (lambda c: c.update(AMQP_URI="http://localhost"), "AMQP_URI: must start with amqp://"),
+    (lambda c: c.update(AMQP_URI="http://localhost"), "AMQP_URI: must be amqp://"),
+    (lambda c: c.update(AMQP_URI="amqp://a:5672/;http://b"), "AMQP_URI: must be amqp://"),
+    (lambda c: c.update(HEARTBEAT=0), "HEARTBEAT: Must be greater than or equal to 1"),
     (lambda c: c.update(max_workers="ten"), "max_workers: Not a valid integer."),
     (lambda c: c.update(WEB_SERVER_ADDRESS="localhost:http"), "WEB_SERVER_ADDRESS: must be [host:]port"),
     (lambda c: c["DB_URIS"].update(users="not a uri"), "DB_URIS.users: 'not a uri' is not a database URI"),
@@ -50,3 +52,14 @@ def test_production_refuses_the_development_secret_and_the_guest_broker_account(
     config["JWT"]["SECRET"] = "a-production-secret-of-at-least-32-characters"
     config["AMQP_URI"] = "amqp://shop:s3cret@rabbitmq:5672/"
     check_settings(config)
+
+
+def test_a_cluster_is_several_nodes_separated_by_semicolons(base_config):
+    config = copy.deepcopy(base_config)
+    config["AMQP_URI"] = "amqp://shop:pw@rabbit-1:5672/; amqp://shop:pw@rabbit-2:5672/"
+    check_settings(config)
+    config.update(ENVIRONMENT="production", AMQP_URI=(
+        "amqp://shop:pw@rabbit-1:5672/;amqp://guest:guest@rabbit-2:5672/"))
+    config["JWT"]["SECRET"] = "a-production-secret-of-at-least-32-characters"
+    with pytest.raises(ConfigurationError, match="AMQP_URI: uses the default guest account"):
+        check_settings(config)

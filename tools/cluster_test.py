@@ -1,0 +1,123 @@
+"""The cluster test (``make cluster-test``): the order storm of the crash test
+on a 3-node RabbitMQ cluster, with a node killed mid-storm.
+
+It starts the cluster (tools/cluster.py, everything under var/rabbitmq-cluster/), then
+two instances of every service, each connected to every node (its AMQP_URI
+lists them all, starting at a different one). A third of the way into the
+storm it SIGKILLs the node that holds the most connections, and restarts it
+(it rejoins) later. Then it checks what the crash test checks (0 lost, 0
+stuck pending, stock conserved, reserved = awaiting payment, 0 dead letters,
+no service crashed) and that clients saw no error but 503 with Retry-After,
+and prints how long the shop took to answer again. The cluster is torn down
+at the end, also on failure, Ctrl-C or SIGTERM.
+"""
+import argparse
+import signal
+import threading
+import time
+from collections import Counter
+
+import requests
+
+from tools.cluster import Cluster
+from tools.launch import SERVICES
+from tools.storm import add_arguments, get_status, run_test
+
+RUN = "cluster"
+INSTANCES = {name: 2 for name in SERVICES}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser, users=16, duration=60)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, stop)
+    cluster = Cluster()
+    try:
+        print("starting a RabbitMQ cluster of 3 nodes under var/rabbitmq-cluster/...", flush=True)
+        cluster.up()
+        failover = Failover(cluster)
+        run_test("Cluster test", RUN, args, INSTANCES, during_storm=failover.during_storm,
+                 after_settling=failover.report, broker=cluster.broker)
+    finally:
+        print("stopping the RabbitMQ cluster", flush=True)
+        cluster.down()
+
+
+def stop(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+class Failover:
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.figures = {}
+
+    def during_storm(self, stack, duration):
+        started = time.monotonic()
+        time.sleep(duration * 0.3)
+        per_node = self.connections_per_node()
+        busiest = max(self.cluster.numbers,
+                      key=lambda n: per_node.get(self.cluster.node_name(n), 0))
+        note(f"connections per node: {dict(per_node)}; SIGKILL {self.cluster.node_name(busiest)}")
+        killed_at = time.monotonic()
+        self.cluster.kill_node(busiest)
+        answered = self.time_until_answering(stack, killed_at)
+        note(f"the shop answers again {answered:.1f} s after the kill" if answered is not None
+             else "the shop did not answer again before the restart")
+        time.sleep(max(0.0, started + duration * 0.65 - time.monotonic()))
+        note(f"restart {self.cluster.node_name(busiest)}")
+        self.cluster.restart_node(busiest)
+        note(f"{self.cluster.node_name(busiest)} is back in the cluster")
+        self.figures = {
+            "killed_node": self.cluster.node_name(busiest),
+            "connections_by_node": dict(per_node),
+            "answered_again_after_s": None if answered is None else round(answered, 1),
+        }
+
+    def connections_per_node(self):
+        connections = requests.get(f"{self.cluster.broker.management_api()}/connections",
+                                   params={"columns": "node"}, timeout=10).json()
+        return Counter(connection["node"] for connection in connections)
+
+    @staticmethod
+    def time_until_answering(stack, since, timeout=60):
+        """Seconds from ``since`` until every gateway's readiness check (an
+        RPC ping of every domain service) answers 200 again."""
+        ready = set()
+
+        def probe(url):
+            while time.monotonic() - since < timeout:
+                if get_status(f"{url}/health/ready") == 200:
+                    ready.add(url)
+                    return
+                time.sleep(0.2)
+
+        probes = [threading.Thread(target=probe, args=(url,)) for url in stack.gateway_urls()]
+        for thread in probes:
+            thread.start()
+        for thread in probes:
+            thread.join()
+        if len(ready) < len(probes):
+            return None
+        return time.monotonic() - since
+
+    def report(self, stack, report):
+        report["failover"] = self.figures
+        answers = report["http_answers"]
+        # during a failover a client may be told to come back (503 with
+        # Retry-After); any other server error, or no answer, is a failure
+        errors = {status: count for status, count in answers.items()
+                  if not status.isdigit() or (int(status) >= 500 and status != "503")}
+        report["failover"]["server_errors_but_503"] = errors
+        report["checks"]["only 503 with Retry-After during the failover"] = not errors
+        report["checks"]["the shop answered again"] = \
+            self.figures.get("answered_again_after_s") is not None
+
+
+def note(what):
+    print(f"  cluster: {what}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
