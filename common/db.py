@@ -13,7 +13,7 @@ import nameko_sqlalchemy
 from nameko_sqlalchemy.database import Session
 from sqlalchemy import BigInteger, DateTime, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -81,6 +81,12 @@ def _ping_if_idle(dbapi_connection, connection_record, connection_proxy):
     except Exception as exc:
         # the pool replaces the connection and checks out a new one
         raise DisconnectionError(f"an idle connection is gone: {exc}") from exc
+
+
+def is_database_unavailable(exc):
+    """Whether ``exc`` says the database cannot be reached (down, restarting,
+    connection dropped), rather than that a statement was wrong."""
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError))
 
 
 def page_query(model, ids, order, limit, offset):

@@ -12,7 +12,8 @@ from nameko.timer import Timer
 from sqlalchemy import text
 
 from common.consumers import ShopQueueConsumer
-from common.errors import ShopError
+from common.db import is_database_unavailable
+from common.errors import ServiceUnavailable, ShopError
 from common.queues import quorum
 from common.rpc import BROKER_ERRORS
 
@@ -70,8 +71,9 @@ class ShopRpcConsumer(RpcConsumer):
 
 
 class ShopRpc(NamekoContextHeaders, Rpc):
-    """nameko's RPC entrypoint, replying without a confirm (ReplyPublisher)
-    and surviving a broker that goes away while the reply is sent: nameko
+    """nameko's RPC entrypoint, replying without a confirm (ReplyPublisher),
+    answering ServiceUnavailable when the database cannot be reached, and
+    surviving a broker that goes away while the reply is sent: nameko
     would kill the whole service. The caller times out instead; the request,
     never acked, is delivered again once the broker is back, unless it
     expired (see common.rpc)."""
@@ -79,6 +81,13 @@ class ShopRpc(NamekoContextHeaders, Rpc):
     rpc_consumer = ShopRpcConsumer()
 
     def handle_result(self, message, worker_ctx, result, exc_info):
+        if exc_info is not None and is_database_unavailable(exc_info[1]):
+            # the caller may try again shortly (503 with Retry-After at the
+            # gateway), where the database error itself would be a 500
+            unavailable = ServiceUnavailable(
+                f"The {self.container.service_name} service's database is unavailable; "
+                "try again shortly", "database_unavailable")
+            exc_info = (ServiceUnavailable, unavailable, exc_info[2])
         try:
             return super().handle_result(message, worker_ctx, result, exc_info)
         except BROKER_ERRORS as exc:

@@ -5,8 +5,11 @@ It runs its own shop (see tools/storm.py): every service as a ``nameko run``
 process, in its own RabbitMQ virtual host and on its own databases (fresh
 SQLite files under var/chaos, or the ``shop_chaos_<service>`` PostgreSQL
 databases, which it empties). During the storm it SIGKILLs inventory, then orders, then products,
-restarting each a few seconds later, and restarts the RabbitMQ application
-once (``rabbitmqctl stop_app`` / ``start_app``: it needs the rights to). Once
+restarting each a few seconds later; on PostgreSQL, stops the database
+server for 3 s (``pg_ctlcluster ... stop -m fast``, then ``start``: every
+connection drops, and the services must recover without a restart); and
+restarts the RabbitMQ application once (``rabbitmqctl stop_app`` /
+``start_app``). It needs the rights to do both. Once
 the storm ends it waits for the shop to settle and prints:
 
 - orders accepted (202) and settled; lost (accepted, then missing): must be 0;
@@ -15,12 +18,14 @@ the storm ends it waits for the shop to settle and prints:
 - stock conservation per product: initial = on hand + units sold;
 - reserved units = the units of the orders awaiting payment;
 - dead letters: must be 0;
+- HTTP answers: no server error but 503 with Retry-After;
 - the time it took to settle.
 
 It exits 1 when a check fails. Service logs go to var/chaos/<service>.log,
 the figures to var/chaos/report.json.
 """
 import argparse
+import os
 import subprocess
 import time
 
@@ -35,7 +40,8 @@ def main(argv=None):
 
 def havoc(stack, duration):
     """Kill inventory, orders and products in turn, restart each 3 s
-    later, then restart RabbitMQ, spread over the storm."""
+    later, then stop PostgreSQL for 3 s (when the shop runs on it), then
+    restart RabbitMQ, spread over the storm."""
     started = time.monotonic()
 
     def at(fraction):
@@ -50,12 +56,26 @@ def havoc(stack, duration):
         stack.start(name)
         # each blow lands on a shop that recovered from the one before
         stack.wait_until_ready()
-    at(0.7)
+    if stack.env["ORDERS_DB_URI"].startswith("postgresql"):
+        at(0.6)
+        note("stop PostgreSQL")
+        postgresql("stop", "-m", "fast")  # drops every connection at once
+        time.sleep(3)
+        postgresql("start")
+        note("PostgreSQL is back")
+    at(0.75)
     note("restart RabbitMQ")
     subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
     time.sleep(2)
     subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
     note("RabbitMQ is back")
+
+
+def postgresql(*action):
+    """``pg_ctlcluster`` on the machine's PostgreSQL cluster (``main``)."""
+    version = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".")])[-1]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", *action],
+                   check=True, capture_output=True)
 
 
 def note(what):

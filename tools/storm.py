@@ -358,8 +358,14 @@ def settle_and_check(env, storm, product_ids):
                    != INITIAL_STOCK}
     mismatched = {pid: (row["reserved"], state["awaiting"].get(pid, 0))
                   for pid, row in stock.items() if row["reserved"] != state["awaiting"].get(pid, 0)}
+    # a client may be told to come back later (503 with Retry-After) while
+    # a service, the broker or the database is away; any other server
+    # error, or no answer at all, is a failure
+    server_errors = {str(status): count for status, count in storm["statuses"].items()
+                     if not isinstance(status, int) or (status >= 500 and status != 503)}
     checks = {
         "orders lost": len(lost) == 0,
+        "only 503 with Retry-After as server errors": not server_errors,
         "orders stuck pending": state["pending"] == 0,
         "negative or over-reserved stock": not broken_stock,
         "stock conservation": not unconserved,
@@ -383,6 +389,7 @@ def settle_and_check(env, storm, product_ids):
         "unsent_events": state["unsent_events"],
         "settle_seconds": round(settle_seconds, 1),
         "http_answers": {str(status): n for status, n in storm["statuses"].items()},
+        "server_errors_but_503": server_errors,
     }
 
 
@@ -431,6 +438,7 @@ def print_report(title, report):
     for figure, value in report.get("failover", {}).items():
         print(f"  {figure.replace('_', ' '):<27}{value}")
     print(f"  HTTP answers               {report['http_answers']}")
+    print(f"  server errors but 503      {report['server_errors_but_503'] or 'none'}")
     failed = [name for name, ok in report["checks"].items() if not ok]
     print("PASSED" if not failed else f"FAILED: {', '.join(failed)}")
 

@@ -12,6 +12,7 @@ from nameko.testing.utils import get_container
 from common.tokens import TokenCodec
 from gateway.service import GatewayService
 from orders.service import OrdersService
+from products.service import ProductsService
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +125,18 @@ def test_a_service_known_to_answer_is_still_found_missing_once_its_queue_is_gone
     assert took < 0.25
     assert response.json() == {"error": "service_unavailable",
                                "message": "The products service is not running"}
+
+
+def test_a_service_whose_database_is_down_answers_503_with_retry_after(
+        runner_factory, config, get_product, tmp_path):
+    # a database that cannot be opened: as a PostgreSQL that is restarting,
+    # every statement fails to connect
+    config["DB_URIS"] = {**config["DB_URIS"],
+                         "products": f"sqlite:///{tmp_path}/no-such-directory/products.db"}
+    runner_factory(config, GatewayService, ProductsService).start()
+    for _ in range(3):  # an answer, not a failure: the breaker stays closed
+        response, _ = get_product()
+        assert response.status_code == 503
+        assert response.json()["error"] == "database_unavailable"
+        assert "database is unavailable" in response.json()["message"]
+        assert response.headers["Retry-After"] == "1"
