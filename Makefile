@@ -81,7 +81,8 @@ $(BENCH_VENV)/.installed: tools/bench-requirements.txt
 # and the Kubernetes manifests against the Kubernetes schemas, offline.
 DEPLOY_VENV := .venv-deploy
 validate-deploy: $(DEPLOY_VENV)/.installed
-	JWT_SECRET=validation-only-secret-0123456789abcdef docker-compose config --quiet
+	JWT_SECRET=validation-only-secret-0123456789abcdef RABBITMQ_ERLANG_COOKIE=validation-only-cookie \
+		docker-compose config --quiet
 	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet k8s/*.yaml
 	@echo "docker-compose.yml and k8s/ are valid"
 

@@ -20,7 +20,7 @@ import requests
 
 from tools.cluster import Cluster
 from tools.launch import SERVICES
-from tools.storm import add_arguments, get_status, run_test
+from tools.storm import add_arguments, run_test
 
 RUN = "cluster"
 INSTANCES = {name: 2 for name in SERVICES}
@@ -86,11 +86,18 @@ class Failover:
         ready = set()
 
         def probe(url):
+            answer = "no answer"
             while time.monotonic() - since < timeout:
-                if get_status(f"{url}/health/ready") == 200:
-                    ready.add(url)
-                    return
+                try:
+                    response = requests.get(f"{url}/health/ready", timeout=5)
+                    if response.status_code == 200:
+                        ready.add(url)
+                        return
+                    answer = response.json().get("services", response.text)
+                except requests.RequestException as exc:
+                    answer = repr(exc)
                 time.sleep(0.2)
+            note(f"{url} not ready after {timeout} s: {answer}")
 
         probes = [threading.Thread(target=probe, args=(url,)) for url in stack.gateway_urls()]
         for thread in probes:

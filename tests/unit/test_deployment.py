@@ -106,3 +106,36 @@ def test_each_kubernetes_deployment_runs_its_service_with_probes():
     scaled = {d["spec"]["scaleTargetRef"]["name"] for d in k8s_documents()
               if d["kind"] == "HorizontalPodAutoscaler"}
     assert scaled == {"orders", "inventory"}
+
+
+def node_hosts(amqp_uri):
+    return [uri.split("@", 1)[1].split(":", 1)[0] for uri in amqp_uri.split(";")]
+
+
+def test_compose_runs_a_three_node_rabbitmq_cluster_that_every_service_lists():
+    services = compose()["services"]
+    nodes = [f"rabbitmq-{n}" for n in (1, 2, 3)]
+    cookies = set()
+    for node in nodes:
+        assert services[node]["hostname"] == node
+        assert "./deploy/rabbitmq/rabbitmq.conf:/etc/rabbitmq/conf.d/20-shop-cluster.conf:ro" \
+            in services[node]["volumes"]
+        cookies.add(services[node]["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"])
+    assert len(cookies) == 1  # one shared Erlang cookie
+    conf = (ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text()
+    assert "peer_discovery_backend = classic_config" in conf
+    assert all(f"rabbit@{node}" in conf for node in nodes)
+    for name in SHOP_SERVICES + ("migrate",):
+        assert node_hosts(services[name]["environment"]["AMQP_URI"]) == nodes
+    for name in SHOP_SERVICES:
+        assert set(nodes) <= set(services[name]["depends_on"])
+
+
+def test_kubernetes_runs_rabbitmq_as_a_three_node_cluster_that_every_service_lists():
+    rabbitmq = k8s("StatefulSet", "rabbitmq")["spec"]
+    assert rabbitmq["replicas"] == 3 and rabbitmq["serviceName"] == "rabbitmq-nodes"
+    assert "cluster_formation.peer_discovery_backend = k8s" in \
+        k8s("ConfigMap", "rabbitmq-config")["data"]["rabbitmq.conf"]
+    assert k8s("Service", "rabbitmq-nodes")["spec"]["clusterIP"] == "None"
+    amqp_uri = k8s("Secret", "shop-secrets")["stringData"]["AMQP_URI"]
+    assert node_hosts(amqp_uri) == [f"rabbitmq-{n}.rabbitmq-nodes.shop.svc" for n in (0, 1, 2)]
