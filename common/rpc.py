@@ -19,11 +19,9 @@ answer, not a failure: it passes through and does not count.
 
 With tracing on, each call is a client span, the parent of the callee's.
 """
-import warnings
 
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
-from kombu.entity import TRANSIENT_DELIVERY_MODE
 from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 from nameko.rpc import ReplyListener, RpcProxy
@@ -34,11 +32,6 @@ from common.errors import ServiceUnavailable, ShopError
 from common.telemetry import tracer_of
 from common.tracing import SpanKind
 
-
-# nameko warns at each unconfirmed request, which keeps its mandatory flag:
-# the shop does that on purpose (see ServiceRpc.setup)
-warnings.filterwarnings(
-    "ignore", message="Mandatory delivery was requested", category=UserWarning)
 
 # what a publish raises when the broker cannot be reached
 BROKER_ERRORS = (OperationalError, AmqpConnectionError, OSError)
@@ -73,17 +66,12 @@ class ServiceRpc(RpcProxy):
         settings = self.container.config["RPC"]
         self.timeout = settings["TIMEOUT_SECONDS"]
         self.options["expiration"] = int(self.timeout * 1000)
-        # nameko sends each request persistent, into the durable rpc-<service>
-        # queue: a disk write. A request outlives neither its caller's timeout
-        # nor, after a broker restart, its caller's reply queue, so nothing
-        # needs it on disk.
-        self.options["delivery_mode"] = TRANSIENT_DELIVERY_MODE
-        # nameko also waits for the broker's confirm of each request: a round
-        # trip, needed only to learn that no queue took it (UnknownService).
-        # Requests are confirmed until one is answered, which shows the
-        # target's durable queue exists; after a call that got no answer,
-        # they are confirmed again.
-        self.known_routable = False
+        # Every request waits for the broker's confirm (nameko's default): it
+        # tells a service that is not running (UnknownService) from a slow
+        # one, and a quorum queue whose leader has just died on a cluster
+        # takes a confirmed message over to the new leader, whereas an
+        # unconfirmed one can be dropped, and every later one sent on the
+        # same channel with it (make cluster-test showed both).
         self.breaker = CircuitBreaker(
             fail_max=settings["BREAKER_FAILURES"],
             reset_timeout=settings["BREAKER_RESET_SECONDS"],
@@ -110,7 +98,6 @@ class GuardedServiceProxy:
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
-        method.publisher.use_confirms = not self._provider.known_routable
         target = self._provider.target_service
 
         def call(*args, **kwargs):
@@ -137,20 +124,9 @@ class GuardedServiceProxy:
                     "service_timeout")):
                 result = method(*args, **kwargs)
         except UnknownService:
-            raise self._unanswered(
+            raise _Unanswered(
                 f"The {target} service is not running", "service_unavailable") from None
         except BROKER_ERRORS:  # the request could not be sent
-            raise self._unanswered(
+            raise _Unanswered(
                 "The message broker is unreachable", "broker_unavailable") from None
-        except _Unanswered:
-            provider.known_routable = False
-            raise
-        except Exception:
-            provider.known_routable = True  # an error the service answered
-            raise
-        provider.known_routable = True
         return result
-
-    def _unanswered(self, message, code):
-        self._provider.known_routable = False
-        return _Unanswered(message, code)

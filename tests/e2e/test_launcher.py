@@ -128,7 +128,8 @@ def assert_answers_match_comments(script, output):
         assert re.fullmatch(pattern, answer), f"README shows {comment}\nthe shop answered {answer}"
 
 
-def test_the_launcher_runs_the_readme_walk_through_and_stops(rabbit_config, tmp_path):
+def test_the_launcher_runs_the_readme_walk_through_and_stops(
+        rabbit_config, rabbit_manager, tmp_path):
     marker = new_marker()
     env = shop_env(rabbit_config, tmp_path, marker)
     address = env["WEB_SERVER_ADDRESS"]
@@ -137,6 +138,11 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(rabbit_config, tmp_
         output = read_until(launcher, "Gateway listening on", timeout=60)
         assert f"http://{address}" in output
         assert len(processes_with(marker)) == 6  # the launcher and five services
+        request_queues = {queue["name"]: queue["type"]
+                          for queue in rabbit_manager.get_queues(rabbit_config["vhost"])
+                          if queue["name"].startswith("rpc-")}
+        assert request_queues == {f"rpc-{name}": "quorum"
+                                  for name in ("users", "products", "inventory", "orders")}
 
         walk_through = readme_walk_through().replace("127.0.0.1:8000", address)
         run = subprocess.run(["bash", "-e", "-c", walk_through],

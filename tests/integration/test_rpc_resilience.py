@@ -108,8 +108,8 @@ def test_a_call_between_services_times_out_too(runner_factory, config):
 
 def test_a_service_known_to_answer_is_still_found_missing_once_its_queue_is_gone(
         runner_factory, config, get_product):
-    """Requests to a service that answered go unconfirmed; after a call gets
-    no answer they are confirmed again, so a missing queue is reported."""
+    """Every request is confirmed by the broker, so a queue that has gone is
+    reported at once, even for a service that answered before."""
     SlowProducts.delay = 0
     runner = runner_factory(config, GatewayService, SlowProducts)
     runner.start()
