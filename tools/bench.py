@@ -144,7 +144,9 @@ def main(argv=None):
                 "catalogue-pages": dict(url=shop, path="/products?limit=20&offset={id}",
                                         ids=(0, PAGES - 20)),
                 "catalogue-deep": dict(url=shop, path="/products?limit=20&offset={id}",
-                                       ids=(catalogue_size - PAGES, catalogue_size - 20)),
+                                       # a quick run's catalogue is smaller than PAGES
+                                       ids=(max(0, catalogue_size - PAGES),
+                                            max(0, catalogue_size - 20))),
                 "orders-pages": dict(url=shop, path="/orders?limit=20&offset={id}",
                                      ids=(0, PAGES - 20), token=customers[-1]),
                 "orders-deep": dict(url=shop, path="/orders?limit=20&offset={id}",
