@@ -10,10 +10,23 @@ providers: the second signal raises in that provider's stop, and the
 container's stop never ends. A service has several providers on it (its RPC
 queue, its reply queue, each event handler), so this one signals once, when
 the last provider has gone.
+
+Nor does it wait forever for a consumer thread that is reconnecting to a
+broker that is away (SIGTERM during a broker outage): stopping waits
+``CANCEL_TIMEOUT_SECONDS`` for it, then goes on without it.
 """
+import logging
+
+import eventlet
 from nameko.messaging import QueueConsumer
 
 from common.queues import check_declared, is_quorum
+
+# how long stopping waits for the consumer's thread, which cannot cancel
+# anything while the broker is away
+CANCEL_TIMEOUT_SECONDS = 2
+
+log = logging.getLogger(__name__)
 
 
 class ShopQueueConsumer(QueueConsumer):
@@ -27,8 +40,26 @@ class ShopQueueConsumer(QueueConsumer):
 
     def unregister_provider(self, provider):
         if self._consumers_ready.ready():
-            super().unregister_provider(provider)
-            return
+            try:
+                # nameko waits for the consumer's thread to cancel the consumer
+                # between two reads; a thread that keeps reconnecting to a
+                # broker that is away never gets there
+                with eventlet.Timeout(CANCEL_TIMEOUT_SECONDS):
+                    super().unregister_provider(provider)
+                return
+            except eventlet.Timeout:
+                log.warning("%s: the consumer was not cancelled within %s s (is the broker "
+                            "reachable?); stopping without it", provider, CANCEL_TIMEOUT_SECONDS)
+                self._pending_remove_providers.pop(provider, None)
         self._providers.discard(provider)
         if not self._providers and not self._last_provider_unregistered.ready():
             self._last_provider_unregistered.send()
+
+    def stop(self):
+        try:
+            with eventlet.Timeout(CANCEL_TIMEOUT_SECONDS):
+                super().stop()
+        except eventlet.Timeout:
+            # its thread is still reconnecting: nothing left to consume for
+            self.should_stop = True
+            self._gt.kill()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -124,3 +125,21 @@ def _listening(port):
         return True
     except OSError:
         return False
+
+
+def test_sigterm_stops_a_service_that_cannot_reach_the_broker(rabbit_manager, db_uris):
+    """Its consumer keeps reconnecting (here: its virtual host is gone) and
+    cannot cancel anything; the stop goes on without it."""
+    vhost = f"shutdown-{uuid.uuid4().hex[:8]}"
+    rabbit_manager.create_vhost(vhost)
+    rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
+    amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    with nameko_run("users.service", {
+            "AMQP_URI": amqp_uri, "USERS_DB_URI": db_uris["users"],
+            "USERS_METRICS_PORT": "0"}) as service:
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=20) as rpc:
+            wait_for(lambda: _pings(rpc.users), timeout=20)
+        rabbit_manager.delete_vhost(vhost)  # the broker closes its connections
+        time.sleep(1)  # it is reconnecting, and refused each time
+        took = stop_time(service)
+        assert took < 10
