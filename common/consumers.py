@@ -51,7 +51,9 @@ class ShopQueueConsumer(QueueConsumer):
                 log.warning("%s: the consumer was not cancelled within %s s (is the broker "
                             "reachable?); stopping without it", provider, CANCEL_TIMEOUT_SECONDS)
                 self._pending_remove_providers.pop(provider, None)
-        self._providers.discard(provider)
+        # a new set, not discard(): the consumer's thread may be iterating
+        # over the old one, setting up consumers (get_consumers)
+        self._providers = self._providers - {provider}
         if not self._providers and not self._last_provider_unregistered.ready():
             self._last_provider_unregistered.send()
 
