@@ -28,8 +28,15 @@ from common.retry import DEAD_LETTER_QUEUE, handler_queue, retry_queue
 from tools.amqp import connect, node_uris
 
 MIGRATING_SUFFIX = ".migrating"
-# the queues the shop declares durable; reply and broadcast queues are not
-SHOP_QUEUE = re.compile(r"^(rpc-(?!reply)[\w-]+|evt-.+|shop\.retry\.\d+ms|shop\.dead-letters)$")
+SHOP_QUEUE_NAME = re.compile(r"^(rpc-[\w-]+|evt-.+|shop\.retry\.\d+ms|shop\.dead-letters)$")
+
+
+def is_shop_queue(queue):
+    """One of the queues the shop declares durable (the management API's
+    view of it); reply queues and the gateways' event queues are exclusive,
+    and end with their process."""
+    return (bool(SHOP_QUEUE_NAME.match(queue["name"])) and queue.get("durable", False)
+            and not queue.get("exclusive") and not queue.get("auto_delete"))
 
 
 def shop_arguments(name):
@@ -104,7 +111,7 @@ def migrate(broker, say=print):
         broker.channel.queue_delete(temporary)
     migrated = 0
     for name, queue in sorted(broker.queues().items()):
-        if not SHOP_QUEUE.match(name) or queue.get("type") == "quorum":
+        if not is_shop_queue(queue) or queue.get("type") == "quorum":
             continue
         if queue.get("consumers"):
             sys.exit(f"Error: {name} has {queue['consumers']} consumer(s): stop the shop first")
@@ -134,7 +141,7 @@ def main(argv=None):
     try:
         if args.command == "list":
             for name, queue in sorted(broker.queues().items()):
-                if SHOP_QUEUE.match(name):
+                if is_shop_queue(queue):
                     print(f"{queue.get('type', '?'):<8} {queue.get('messages', 0):>7}  {name}")
         else:
             migrate(broker)

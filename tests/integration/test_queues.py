@@ -63,10 +63,14 @@ def test_migrate_queues_moves_classic_queues_with_their_messages_and_bindings(
         container_factory, shop_config, rabbit_manager, rabbit_config):
     vhost = rabbit_config["vhost"]
     handler = "evt-orders-order_paid--inventory.on_order_paid"
+    broadcast = "evt-orders-order_paid--gateway.on_order_paid-1"
     with Connection(rabbit_config["AMQP_URI"]) as connection:
         channel = connection.default_channel
         events = Exchange("orders.events", type="topic", durable=True)
         Queue(handler, exchange=events, routing_key="order_paid", durable=True)(channel).declare()
+        # a gateway's event queue of an older version: its process's own, left alone
+        Queue(broadcast, exchange=events, routing_key="order_paid", durable=True,
+              auto_delete=True)(channel).declare()
         producer = connection.Producer(channel)
         for number in range(3):
             producer.publish({"n": number}, exchange=events, routing_key="order_paid")
@@ -87,6 +91,8 @@ def test_migrate_queues_moves_classic_queues_with_their_messages_and_bindings(
         connection.Producer().publish({"n": 3}, exchange=bound, routing_key="order_paid",
                                       retry=False)
     assert message_count(rabbit_config, handler) == 4  # still bound
-    assert not any(name.endswith(".migrating") for name in queue_types(rabbit_manager, vhost))
+    types = queue_types(rabbit_manager, vhost)
+    assert not any(name.endswith(".migrating") for name in types)
+    assert types[broadcast] == "classic"
     # the service now starts on it (its handler then takes the four messages)
     container_factory(InventoryService, shop_config).start()
