@@ -1,10 +1,13 @@
 """Prometheus metrics, one registry per service container.
 
-Every service counts its entrypoints' calls by outcome and times them; the
-shop's own extensions add theirs (the outbox's backlog, the event handlers'
-retries and dead letters), and a service declares its business counters with
-:class:`common.telemetry.Telemetry`. A domain service serves its registry on
-its own port (``METRICS.PORTS``); the gateway at ``GET /metrics``.
+Every service counts its entrypoints' calls by outcome and times them, and
+reports its process (memory, CPU); the shop's own extensions add theirs (the
+outbox's backlog, the event handlers' retries and dead letters, the circuit
+breakers' state), and a service declares its business counters and
+histograms with :class:`common.telemetry.Telemetry`. A domain service serves
+its registry on its own port (``METRICS.PORTS``); the gateway at
+``GET /metrics``. The alert rules and the dashboard in ``deploy/`` query
+these names; ``tests/e2e/test_prometheus.py`` keeps them in step.
 
 A registry per container, not prometheus_client's global one, so that
 services sharing a process (as in the tests) each report only their own.
@@ -12,7 +15,9 @@ services sharing a process (as in the tests) each report only their own.
 import logging
 
 from prometheus_client import (
-    CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server)
+    CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics,
+    start_http_server)
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 log = logging.getLogger(__name__)
@@ -21,6 +26,9 @@ log = logging.getLogger(__name__)
 disable_created_metrics()
 
 __all__ = ["ServiceMetrics", "CONTENT_TYPE_LATEST"]
+
+# the latency histograms' buckets, in seconds
+LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 
 
 class ServiceMetrics:
@@ -34,7 +42,7 @@ class ServiceMetrics:
         self.seconds = Histogram(
             "shop_entrypoint_duration_seconds", "Time an entrypoint's worker took",
             ["service", "entrypoint", "kind"], registry=self.registry,
-            buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+            buckets=LATENCY_BUCKETS)
         self.errors = Counter(
             "shop_entrypoint_errors", "Errors raised by entrypoints, by type",
             ["service", "entrypoint", "error"], registry=self.registry)
@@ -42,20 +50,38 @@ class ServiceMetrics:
             "shop_event_failures", "Event deliveries that failed, by what became of "
             "them: retried later, or dead-lettered", ["service", "queue", "outcome"],
             registry=self.registry)
+        self.http_responses = Counter(
+            "shop_http_responses", "HTTP answers, by route and status code",
+            ["service", "entrypoint", "code"], registry=self.registry)
+        self.breaker_open = Gauge(
+            "shop_circuit_breaker_open", "1 while the circuit breaker in front of a "
+            "downstream service is open (its calls fail at once), else 0",
+            ["service", "target"], registry=self.registry)
+        # resident memory, CPU seconds, open files: process_* (one process per service)
+        ProcessCollector(registry=self.registry)
         self.server = None
 
     def counter(self, name, documentation, labels=()):
         return Counter(name, documentation, list(labels), registry=self.registry)
 
-    def gauge(self, name, documentation, labels=()):
-        return Gauge(name, documentation, list(labels), registry=self.registry)
+    def histogram(self, name, documentation, labels=()):
+        return Histogram(name, documentation, list(labels), registry=self.registry,
+                         buckets=LATENCY_BUCKETS)
 
-    def observe_call(self, entrypoint, kind, outcome, seconds, error=None):
+    def read_at_scrape(self, read, documentation):
+        """Gauges whose values ``read()`` returns, ``{name: value}``, when
+        Prometheus scrapes: a count in the database, a queue's depth.
+        ``documentation``: ``{name: help text}``."""
+        self.registry.register(ScrapeTimeGauges(self.service_name, read, documentation))
+
+    def observe_call(self, entrypoint, kind, outcome, seconds, error=None, http_status=None):
         labels = {"service": self.service_name, "entrypoint": entrypoint}
         self.calls.labels(kind=kind, outcome=outcome, **labels).inc()
         self.seconds.labels(kind=kind, **labels).observe(seconds)
         if error is not None:
             self.errors.labels(error=error, **labels).inc()
+        if http_status is not None:
+            self.http_responses.labels(code=str(http_status), **labels).inc()
 
     def exposition(self):
         return generate_latest(self.registry)
@@ -73,3 +99,27 @@ class ServiceMetrics:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+class ScrapeTimeGauges:
+    """A collector of gauges read when Prometheus scrapes. When the read
+    fails (the database or the broker is down) the page leaves these gauges
+    out instead of failing whole: the service's other metrics, and whether
+    it is up, still tell what they tell."""
+
+    def __init__(self, service_name, read, documentation):
+        self.service_name = service_name
+        self.read = read
+        self.documentation = documentation
+
+    def collect(self):
+        try:
+            values = self.read()
+        except Exception as exc:
+            log.warning("%s left out of the metrics: %s: %s", ", ".join(self.documentation),
+                        type(exc).__name__, exc)
+            return
+        for name, documentation in self.documentation.items():
+            gauge = GaugeMetricFamily(name, documentation, labels=["service"])
+            gauge.add_metric([self.service_name], values[name])
+            yield gauge

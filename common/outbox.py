@@ -140,9 +140,10 @@ class Outbox(DependencyProvider, HeaderEncoder):
         self.tracer = tracer_of(self.container)
         telemetry = telemetry_of(self.container)
         if telemetry is not None:
-            telemetry.metrics.gauge(
-                "shop_outbox_backlog", "Events written but not yet published"
-            ).set_function(self.backlog)
+            telemetry.metrics.read_at_scrape(self.backlog, {
+                "shop_outbox_backlog": "Events written but not yet published",
+                "shop_outbox_oldest_seconds":
+                    "Age of the oldest event not yet published; 0 when none waits"})
         self.running = True
         self.relay_thread = self.container.spawn_managed_thread(self._relay)
 
@@ -247,12 +248,20 @@ class Outbox(DependencyProvider, HeaderEncoder):
         return pruned >= PRUNE_BATCH_SIZE
 
     def backlog(self):
-        """Rows not yet published: unsent ones, less those this process has
-        published and is about to mark sent."""
+        """How many rows are not yet published (unsent ones, less those this
+        process has published and is about to mark sent), and how long the
+        oldest unsent one has waited."""
+        waiting = [self.model.sent_at.is_(None)]
+        if self.sent_ids:
+            waiting.append(self.model.id.not_in(list(self.sent_ids)))
         with self.database.Session() as session:
-            unsent = session.scalar(select(func.count(self.model.id))
-                                    .where(self.model.sent_at.is_(None)))
-        return max(0, unsent - len(self.sent_ids))
+            unsent, oldest = session.execute(
+                select(func.count(self.model.id), func.min(self.model.created_at))
+                .where(*waiting)).one()
+        return {
+            "shop_outbox_backlog": unsent,
+            "shop_outbox_oldest_seconds":
+                (utcnow() - oldest).total_seconds() if oldest is not None else 0}
 
     def relay_once(self):
         """Publish one batch of due rows; True if there may be more."""

@@ -34,6 +34,7 @@ from nameko.extensions import SharedExtension
 from common.db import utcnow
 from common.errors import ShopError
 from common.queues import AT_LEAST_ONCE_DEAD_LETTERING, check_declared, quorum
+from common.telemetry import telemetry_of
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,18 @@ class FailedMessages(SharedExtension):
         # before the first message reaches their delivery limit
         check_declared(Connection(self.container.config[AMQP_URI_CONFIG_KEY]),
                        [DEAD_LETTER_QUEUE])
+        telemetry = telemetry_of(self.container)
+        if telemetry is not None:
+            telemetry.metrics.read_at_scrape(self.waiting_dead_letters, {
+                "shop_dead_letters": "Messages waiting in the shop.dead-letters queue "
+                                     "(make dlq lists them)"})
+
+    def waiting_dead_letters(self):
+        with Connection(self.container.config[AMQP_URI_CONFIG_KEY],
+                        connect_timeout=2) as connection:
+            with connection.channel() as channel:
+                declared = DEAD_LETTER_QUEUE(channel).queue_declare(passive=True)
+        return {"shop_dead_letters": declared.message_count}
 
     def handle(self, message, queue_name, exc):
         """Retry or dead-letter ``message``, taken from ``queue_name``: returns

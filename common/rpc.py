@@ -25,11 +25,11 @@ from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 from nameko.rpc import ReplyListener, RpcProxy
-from pybreaker import CircuitBreaker, CircuitBreakerError
+from pybreaker import STATE_OPEN, CircuitBreaker, CircuitBreakerError, CircuitBreakerListener
 
 from common.consumers import ShopQueueConsumer
 from common.errors import ServiceUnavailable, ShopError
-from common.telemetry import tracer_of
+from common.telemetry import telemetry_of, tracer_of
 from common.tracing import SpanKind
 
 
@@ -82,10 +82,25 @@ class ServiceRpc(RpcProxy):
 
     def start(self):
         self.tracer = tracer_of(self.container)
+        telemetry = telemetry_of(self.container)
+        if telemetry is not None:
+            self.breaker.add_listener(BreakerGauge(telemetry.metrics.breaker_open.labels(
+                service=self.container.service_name, target=self.target_service)))
         super().start()
 
     def get_dependency(self, worker_ctx):
         return GuardedServiceProxy(super().get_dependency(worker_ctx), self, worker_ctx)
+
+
+class BreakerGauge(CircuitBreakerListener):
+    """``shop_circuit_breaker_open``: 1 while the breaker is open."""
+
+    def __init__(self, gauge):
+        self.gauge = gauge
+        gauge.set(0)
+
+    def state_change(self, breaker, old, new):
+        self.gauge.set(1 if new.name == STATE_OPEN else 0)
 
 
 class GuardedServiceProxy:

@@ -5,7 +5,8 @@ entrypoint's span (common.tracing), and when the worker ends counts and times
 the call (common.metrics) and logs one line: what ran, how it ended, how
 long it took. A domain service serves its metrics on ``METRICS.PORTS.<name>``.
 
-Business counters are declared with the dependency and used from the worker::
+Business counters and histograms are declared with the dependency and used
+from the worker::
 
     telemetry = Telemetry(counters={
         "orders": ("shop_orders", "Orders, by the status they entered", ["status"])})
@@ -69,15 +70,19 @@ def http_status(result, exc):
 
 
 class Telemetry(DependencyProvider):
-    def __init__(self, counters=None):
+    def __init__(self, counters=None, histograms=None):
         self.counter_specs = counters or {}
+        self.histogram_specs = histograms or {}
 
     def setup(self):
         name = self.container.service_name
         register_service(name)
         self.metrics = ServiceMetrics(name)
-        self.counters = {attribute: self.metrics.counter(*spec)
-                         for attribute, spec in self.counter_specs.items()}
+        self.business_metrics = {
+            **{attribute: self.metrics.counter(*spec)
+               for attribute, spec in self.counter_specs.items()},
+            **{attribute: self.metrics.histogram(*spec)
+               for attribute, spec in self.histogram_specs.items()}}
         self.tracer = ServiceTracer(name, self.container.config.get("TRACING") or {})
         self.workers = {}
         self.metrics_port = None
@@ -96,7 +101,7 @@ class Telemetry(DependencyProvider):
         self.stop()
 
     def get_dependency(self, worker_ctx):
-        return SimpleNamespace(exposition=self.metrics.exposition, **self.counters)
+        return SimpleNamespace(exposition=self.metrics.exposition, **self.business_metrics)
 
     def worker_setup(self, worker_ctx):
         bind_worker(worker_ctx)
@@ -117,13 +122,14 @@ class Telemetry(DependencyProvider):
         expected = exc is not None and isinstance(exc, worker_ctx.entrypoint.expected_exceptions)
         outcome = "ok" if exc is None else "refused" if expected else "error"
         method = worker_ctx.entrypoint.method_name
-        self.metrics.observe_call(method, kind, outcome, seconds,
-                                  type(exc).__name__ if exc is not None else None)
         fields = {"kind": kind, "outcome": outcome, "duration_ms": round(seconds * 1000, 1)}
         what = f"{kind} {outcome}"
         if kind == "http":
             fields["status"] = http_status(result, exc)
             what = f"{worker_ctx.entrypoint.method} {worker_ctx.entrypoint.url} {fields['status']}"
+        self.metrics.observe_call(method, kind, outcome, seconds,
+                                  type(exc).__name__ if exc is not None else None,
+                                  fields.get("status"))
         self.tracer.end_worker_span(worker_ctx, exc, expected, {
             "http.response.status_code": fields["status"]} if kind == "http" else None)
         # timers tick all day: their lines only at DEBUG

@@ -18,6 +18,7 @@ from orders.domain import (
     PENDING, merge_lines, next_status, price_lines, total_of)
 from orders.models import Base, Order, OrderLine, OutboxMessage
 from orders.payments import PaymentDeclined, Payments
+from orders.pending import PendingOrdersGauges
 from orders.schemas import (
     CatalogueProductSchema, ListOrdersSchema, OrderSchema, PlaceOrderSchema,
     ProductDeletedSchema, StockReservationFailedSchema, StockReservedSchema)
@@ -39,7 +40,12 @@ class OrdersService:
     config = Config()
     telemetry = Telemetry(counters={"orders": (
         "shop_orders", "Orders, by the status they entered: pending (placed), "
-        "awaiting_payment, rejected, paid, cancelled, expired", ["status"])})
+        "awaiting_payment, rejected, paid, cancelled, expired", ["status"])},
+        histograms={"reservation_seconds": (
+            "shop_order_reservation_seconds", "Time from an order's placement until "
+            "inventory answered, by the status it moved to: awaiting_payment or rejected",
+            ["status"])})
+    pending_orders = PendingOrdersGauges()
 
     ping = health_check()
 
@@ -175,11 +181,14 @@ class OrdersService:
         """Inventory's answer moves a pending order on. An answer delivered
         twice, or for an order cancelled meanwhile, changes nothing."""
         try:
-            self._transition(order_id, action, announce, **fields)
+            settled = self._transition(order_id, action, announce, **fields)
         except Conflict as exc:
             log.info("order %s: %s ignored: %s", order_id, action, exc)
         except NotFound:
             log.warning("order %s: %s for an unknown order", order_id, action)
+        else:
+            self.telemetry.reservation_seconds.labels(status=settled.status).observe(
+                (utcnow() - settled.created_at).total_seconds())
 
     def _order(self, order_id, user_id=None, with_lines=True):
         """The order, fresh from the database; not found for another user's.
@@ -198,13 +207,13 @@ class OrdersService:
         the other finds the order moved on (409). ``fields`` are set with
         the change; ``announce(order)`` names the event that goes out with
         it, ``(event_type, data)``, written to the outbox in the same
-        transaction. Returns the order's id, status and total."""
+        transaction. Returns the order's id, status, total and creation time."""
         allowed, change = Order.transition(action, utcnow())
         changed = self.db.session.execute(
             update(Order)
             .where(Order.id == load_id(order_id, "order"), allowed)
             .values(**change, **fields)
-            .returning(Order.id, Order.status, Order.total)
+            .returning(Order.id, Order.status, Order.total, Order.created_at)
             .execution_options(synchronize_session=False)).one_or_none()
         if changed is None:
             order = self._order(order_id, with_lines=False)  # not found, or:

@@ -165,8 +165,23 @@ def test_placing_and_paying_an_order_moves_the_counters_of_every_service(runner,
     assert moved("orders", "shop_entrypoint_duration_seconds_count", service="orders",
                  entrypoint="pay_order", kind="rpc") == 1
     # the outbox has published everything the order wrote
-    assert sample(after["orders"], "shop_outbox_backlog") == 0
-    assert sample(after["inventory"], "shop_outbox_backlog") == 0
+    for page in ("orders", "inventory"):
+        labels = frozenset({("service", page)})
+        assert after[page][("shop_outbox_backlog", labels)] == 0
+        assert after[page][("shop_outbox_oldest_seconds", labels)] == 0
+    assert after["orders"][("shop_orders_pending", frozenset({("service", "orders")}))] == 0
+    assert moved("orders", "shop_order_reservation_seconds_count",
+                 status="awaiting_payment") == 1
+    # the HTTP answers, by status code
+    assert moved("gateway", "shop_http_responses_total", service="gateway",
+                 entrypoint="place_order", code="202") == 1
+    # no breaker opened, and no dead letter waits
+    assert sample(after["gateway"], "shop_circuit_breaker_open", service="gateway",
+                  target="orders") == 0
+    assert ("shop_circuit_breaker_open", frozenset({("service", "gateway"),
+                                                    ("target", "orders")})) in after["gateway"]
+    assert after["orders"][("shop_dead_letters", frozenset({("service", "orders")}))] == 0
+    assert after["orders"][("process_resident_memory_bytes", frozenset())] > 0
     # and no event delivery failed anywhere
     assert not [key for page in after.values() for key in page
                 if key[0] == "shop_event_failures_total"]

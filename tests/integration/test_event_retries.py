@@ -12,6 +12,7 @@ from nameko.standalone.events import event_dispatcher
 
 from common.events import envelope, handle_event
 from common.retry import REDELIVERY_LIMIT
+from common.telemetry import Telemetry, telemetry_of
 from tests.helpers import wait_for
 from tools.dlq import DeadLetterQueue
 
@@ -38,6 +39,7 @@ class Flaky:
     handled = []
     contexts = []
     context = ContextData()
+    telemetry = Telemetry()
 
     @handle_event("orders", "order_paid", PaidSchema())
     def on_order_paid(self, data):
@@ -97,7 +99,8 @@ def test_each_retry_is_delivered_once_whatever_delay_queues_exist(flaky, send, d
 
 
 def test_a_failure_that_lasts_becomes_a_dead_letter_that_can_be_replayed(
-        flaky, send, dead_letters, rabbit_config):
+        flaky_container, send, dead_letters, rabbit_config):
+    flaky = Flaky
     flaky.failures_left = 4
     send({"order_id": 2})
     wait_for(lambda: dead_letters())
@@ -105,12 +108,19 @@ def test_a_failure_that_lasts_becomes_a_dead_letter_that_can_be_replayed(
     assert letter.queue == QUEUE and letter.attempts == 4
     assert letter.reason == "ConnectionError: the database went away"
     assert flaky.handled == []
+    # the service's metrics count it, and the queue's depth is there to alert on
+    metrics = telemetry_of(flaky_container).metrics.exposition().decode()
+    assert 'shop_dead_letters{service="flaky"} 1.0' in metrics
+    assert ('shop_event_failures_total{outcome="dead_lettered",queue="%s",service="flaky"} 1.0'
+            % QUEUE) in metrics
 
     with DeadLetterQueue(rabbit_config["AMQP_URI"]) as queue:
         assert [replayed.id for replayed in queue.replay()] == [letter.id]
     wait_for(lambda: flaky.handled)
     assert flaky.handled == [{"order_id": 2}]
     assert dead_letters() == []
+    metrics = telemetry_of(flaky_container).metrics.exposition().decode()
+    assert 'shop_dead_letters{service="flaky"} 0.0' in metrics
 
 
 def test_an_invalid_event_is_dead_lettered_at_once(flaky, send, dead_letters):

@@ -2,6 +2,7 @@
 its transaction's commit, from the worker that committed it, and waits,
 without being lost, for a queue to exist; sent events are pruned after
 their retention."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import insert, select
 from common.db import Database, session_factory, utcnow
 from common.events import envelope
 from common.outbox import PRUNE_BATCH_SIZE, Outbox
+from common.telemetry import Telemetry, telemetry_of
 from inventory.service import InventoryService
 from orders.models import Base, OutboxMessage
 from orders.service import OrdersService
@@ -31,6 +33,7 @@ def announcer(poll_seconds=0.1):
         name = "orders"
         db = Database(Base)
         outbox = Outbox(OutboxMessage, poll_seconds=poll_seconds)
+        telemetry = Telemetry()
 
         @rpc
         def announce(self, order_id, commit):
@@ -85,14 +88,26 @@ def test_the_worker_that_commits_publishes_without_waiting_for_the_relay(
     assert all(row.attempts == 0 for row in outbox_rows(database_engines))
 
 
+def outbox_gauges(container):
+    """``(backlog, oldest seconds)`` from the service's metrics page."""
+    page = telemetry_of(container).metrics.exposition().decode()
+    return tuple(float(re.search(rf'^{name}{{service="orders"}} (\S+)$', page, re.MULTILINE)[1])
+                 for name in ("shop_outbox_backlog", "shop_outbox_oldest_seconds"))
+
+
 def test_an_event_with_no_queue_waits_for_one(
         container_factory, shop_config, database_engines):
-    container_factory(announcer(), shop_config).start()
+    announcing = container_factory(announcer(), shop_config)
+    announcing.start()
+    assert outbox_gauges(announcing) == (0, 0)
     with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
         orders.announce(3, commit=True)
     wait_for(lambda: outbox_rows(database_engines)[0].attempts >= 1)
     [row] = outbox_rows(database_engines)
     assert row.sent_at is None and row.last_error == "no queue is bound for order_paid"
+    # the metrics show it waiting, and for how long
+    backlog, waited = outbox_gauges(announcing)
+    assert backlog == 1 and waited > 0
 
     Recorder, received = event_recorder(("orders", "order_paid"))
     recorder = container_factory(Recorder, shop_config)
@@ -100,6 +115,7 @@ def test_an_event_with_no_queue_waits_for_one(
         recorder.start()
     assert [envelope["data"] for _, envelope in received] == [{"order_id": 3}]
     wait_for(lambda: outbox_rows(database_engines)[0].sent_at is not None)
+    assert outbox_gauges(announcing) == (0, 0)
 
 
 def test_orders_placed_before_inventory_ever_ran_are_reserved_when_it_starts(
@@ -111,12 +127,27 @@ def test_orders_placed_before_inventory_ever_ran_are_reserved_when_it_starts(
     with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
         order = orders.place_order(3, [{"product_id": product["id"], "quantity": 1}])
 
-        inventory = container_factory(InventoryService, shop_config)
         orders_container = get_container(runner, OrdersService)
+        # the orders service's metrics show the order waiting for inventory
+        waiting = pending_gauges(orders_container)
+        assert waiting["shop_orders_pending"] == 1
+        assert waiting["shop_orders_pending_oldest_seconds"] > 0
+
+        inventory = container_factory(InventoryService, shop_config)
         with entrypoint_waiter(orders_container, "on_stock_reservation_failed", timeout=15):
             inventory.start()
         # no stock was added: inventory answered, and the answer reached orders
         assert orders.get_order(order["id"])["status"] == "rejected"
+    assert pending_gauges(orders_container) == {
+        "shop_orders_pending": 0, "shop_orders_pending_oldest_seconds": 0}
+    page = telemetry_of(orders_container).metrics.exposition().decode()
+    assert 'shop_order_reservation_seconds_count{status="rejected"} 1.0' in page
+
+
+def pending_gauges(orders_container):
+    page = telemetry_of(orders_container).metrics.exposition().decode()
+    return {name: float(value) for name, value in re.findall(
+        r'^(shop_orders_pending\w*){service="orders"} (\S+)$', page, re.MULTILINE)}
 
 
 def test_sent_events_past_their_retention_are_pruned_in_batches_while_the_relay_publishes(

@@ -1,5 +1,6 @@
 """RPC that cannot hang: the gateway over real HTTP and RabbitMQ, in front of
 a products service that is slow, failing, or not running at all."""
+import re
 import time
 
 import eventlet
@@ -71,12 +72,28 @@ def test_a_slow_service_answers_503_after_the_timeout_and_the_breaker_opens(
     response, took = get_product()
     assert response.status_code == 503 and took < 0.2
     assert response.json()["error"] == "circuit_open"
+    # and the gateway's metrics say so, and count the 503s
+    metrics = requests.get(f"http://{config['WEB_SERVER_ADDRESS']}/metrics", timeout=5).text
+    assert breaker_open(metrics, "products") == 1.0
+    assert breaker_open(metrics, "orders") == 0.0
+    assert ('shop_http_responses_total{code="503",entrypoint="get_product",service="gateway"}'
+            ' 3.0') in metrics
 
     # the service recovers; after the reset time a trial call closes the breaker
     SlowProducts.delay = 0
     time.sleep(1.1)
     response, _ = get_product()
     assert response.status_code == 200 and response.json() == {"id": 1}
+    metrics = requests.get(f"http://{config['WEB_SERVER_ADDRESS']}/metrics", timeout=5).text
+    assert breaker_open(metrics, "products") == 0.0
+
+
+def breaker_open(metrics_page, target):
+    """``shop_circuit_breaker_open`` of the gateway's breaker for ``target``."""
+    [value] = re.findall(
+        rf'^shop_circuit_breaker_open{{service="gateway",target="{target}"}} (\S+)$',
+        metrics_page, re.MULTILINE)
+    return float(value)
 
 
 def test_a_service_that_is_not_running_answers_503(runner_factory, config, get_product):

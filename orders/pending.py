@@ -1,0 +1,40 @@
+"""How long placed orders wait for inventory, as the orders service's metrics.
+
+A pending order waits for inventory's answer to its reservation request; it
+normally gets one within milliseconds. One that waits for minutes tells of a
+stopped inventory service, a lost event or a stalled outbox: the alert
+``ShopOrdersStuckPending`` (deploy/prometheus/rules/shop.yml) fires on it.
+"""
+from nameko.extensions import DependencyProvider
+from sqlalchemy import func, select
+
+from common.db import Database, utcnow
+from common.telemetry import telemetry_of
+from orders.domain import PENDING
+from orders.models import Order
+
+
+class PendingOrdersGauges(DependencyProvider):
+    """``shop_orders_pending`` and ``shop_orders_pending_oldest_seconds``,
+    counted in the database when Prometheus scrapes (every instance of the
+    service reports the same figures)."""
+
+    def start(self):
+        telemetry = telemetry_of(self.container)
+        if telemetry is None:
+            return
+        [self.database] = [d for d in self.container.dependencies if isinstance(d, Database)]
+        telemetry.metrics.read_at_scrape(self.read, {
+            "shop_orders_pending": "Orders placed and waiting for inventory's answer",
+            "shop_orders_pending_oldest_seconds":
+                "How long the oldest pending order has waited; 0 when none waits"})
+
+    def read(self):
+        with self.database.Session() as session:
+            waiting, oldest = session.execute(
+                select(func.count(Order.id), func.min(Order.created_at))
+                .where(Order.status == PENDING)).one()
+        return {
+            "shop_orders_pending": waiting,
+            "shop_orders_pending_oldest_seconds":
+                (utcnow() - oldest).total_seconds() if oldest is not None else 0}
