@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay migrate-queues chaos cluster-test scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data dlq dlq-replay migrate-queues prometheus chaos cluster-test scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -42,6 +42,13 @@ dlq: install
 
 dlq-replay: install
 	$(BIN)/python -m tools.dlq replay --all
+
+# Prometheus (Debian's package: apt install prometheus) scraping the shop that
+# make run starts, with the alert rules: http://127.0.0.1:9090
+prometheus:
+	@command -v prometheus >/dev/null || { echo "prometheus is not installed: apt install prometheus" >&2; exit 1; }
+	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus \
+		--web.listen-address=127.0.0.1:9090
 
 # After an upgrade from a version with classic queues: stop the shop, then
 # move them (and their messages) to quorum queues
@@ -82,6 +89,7 @@ $(BENCH_VENV)/.installed: tools/bench-requirements.txt
 DEPLOY_VENV := .venv-deploy
 validate-deploy: $(DEPLOY_VENV)/.installed
 	JWT_SECRET=validation-only-secret-0123456789abcdef RABBITMQ_ERLANG_COOKIE=validation-only-cookie \
+		GRAFANA_ADMIN_PASSWORD=validation-only-password \
 		docker-compose config --quiet
 	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet k8s/*.yaml
 	@echo "docker-compose.yml and k8s/ are valid"
