@@ -20,10 +20,13 @@ class PlaceOrderSchema(Schema):
                         validate=validate.Length(min=1, max=MAX_ORDER_LINES))
 
 
-class ListOrdersSchema(Schema):
-    user_id = id_field(required=True)
+class ListAllOrdersSchema(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class ListOrdersSchema(ListAllOrdersSchema):
+    user_id = id_field(required=True)
 
 
 class _Incoming(Schema):

@@ -2,7 +2,7 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import lazyload
 
 from common.db import Database, page_query, utcnow
@@ -20,7 +20,7 @@ from orders.models import Base, Order, OrderLine, OutboxMessage
 from orders.payments import PaymentDeclined, Payments
 from orders.pending import PendingOrdersGauges
 from orders.schemas import (
-    CatalogueProductSchema, ListOrdersSchema, OrderSchema, PlaceOrderSchema,
+    CatalogueProductSchema, ListAllOrdersSchema, ListOrdersSchema, OrderSchema, PlaceOrderSchema,
     ProductDeletedSchema, StockReservationFailedSchema, StockReservedSchema)
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,13 @@ class OrdersService:
     def list_orders(self, user_id, limit=20, offset=0):
         """A page of one user's orders, newest first: ``{"items": [...], "total": n}``."""
         page = load(ListOrdersSchema(), {"user_id": user_id, "limit": limit, "offset": offset})
-        mine = Order.user_id == page["user_id"]
-        total = self.db.session.scalar(select(func.count(Order.id)).where(mine))
-        orders = self.db.session.scalars(page_query(
-            Order, select(Order.id).where(mine), Order.id.desc(), page["limit"], page["offset"]))
-        return {"items": order_schema.dump(orders, many=True), "total": total}
+        return self._page_of_orders(Order.user_id == page["user_id"], page)
+
+    @rpc
+    def list_all_orders(self, limit=20, offset=0):
+        """A page of every user's orders, newest first, as ``list_orders`` (for an admin)."""
+        return self._page_of_orders(
+            true(), load(ListAllOrdersSchema(), {"limit": limit, "offset": offset}))
 
     @rpc
     def pay_order(self, order_id, user_id):
@@ -189,6 +191,12 @@ class OrdersService:
         else:
             self.telemetry.reservation_seconds.labels(status=settled.status).observe(
                 (utcnow() - settled.created_at).total_seconds())
+
+    def _page_of_orders(self, which, page):
+        total = self.db.session.scalar(select(func.count(Order.id)).where(which))
+        orders = self.db.session.scalars(page_query(
+            Order, select(Order.id).where(which), Order.id.desc(), page["limit"], page["offset"]))
+        return {"items": order_schema.dump(orders, many=True), "total": total}
 
     def _order(self, order_id, user_id=None, with_lines=True):
         """The order, fresh from the database; not found for another user's.

@@ -231,6 +231,17 @@ def test_own_orders_are_listed_newest_first(service):
     assert page["total"] == 3
 
 
+def test_every_order_is_listed_newest_first_for_an_admin(service):
+    ids = [service.place_order(user, [{"product_id": 1, "quantity": 1}])["id"]
+           for user in (ALICE, BOB, ALICE)]
+    page = service.list_all_orders(limit=2, offset=1)
+    assert [order["id"] for order in page["items"]] == ids[::-1][1:]
+    assert {order["user_id"] for order in page["items"]} == {ALICE, BOB}
+    assert page["total"] == 3
+    with pytest.raises(InvalidInput):
+        service.list_all_orders(limit=0)
+
+
 def product_event(event_type, **data):
     return envelope("products", event_type, data)
 
