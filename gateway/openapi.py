@@ -25,6 +25,7 @@ TAGS = {
     "inventory": "Stock per product; an admin restocks and writes off",
     "orders": "Place, follow, pay and cancel orders; stock is reserved as they are placed",
     "operations": "Health checks, metrics and this documentation, for operators and tools",
+    "storefront": "The shop's web page, for people: HTML, scripts and styles over this API",
 }
 ERROR_DESCRIPTIONS = {
     400: "Invalid input, or a body that is not a JSON object",

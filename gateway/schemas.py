@@ -2,7 +2,7 @@
 rules again; these are the API's contract."""
 from marshmallow import Schema, fields, validate
 
-from common.schemas import id_field, price_field
+from common.schemas import PageSchema, id_field, price_field
 
 
 class RegisterBody(Schema):
@@ -30,6 +30,11 @@ class ProductPatchBody(ProductBody):
     def __init__(self, **kwargs):
         super().__init__(partial=True, **kwargs)
 
+
+
+class OrderListQuery(PageSchema):
+    scope = fields.String(load_default="mine", validate=validate.OneOf(("mine", "all")), metadata={
+        "description": "mine: the caller's orders; all: every customer's (an admin only)"})
 
 
 class StockQuantityBody(Schema):

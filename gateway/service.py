@@ -19,11 +19,12 @@ from gateway.catalogue import CatalogueCache, catalogue_events, product_id_of
 from gateway.openapi import SWAGGER_PAGE, build_spec, documented
 from gateway.throttle import LoginThrottle
 from gateway.schemas import (
-    ErrorOut, HealthOut, LoginBody, OrderBody, OrderOut, OrderPage, ProductBody, ProductOut,
-    ProductPage, ProductPatchBody, ReadyOut, RegisterBody, StockOut, StockQuantityBody, TokenOut,
-    UserOut)
+    ErrorOut, HealthOut, LoginBody, OrderBody, OrderListQuery, OrderOut, OrderPage, ProductBody,
+    ProductOut, ProductPage, ProductPatchBody, ReadyOut, RegisterBody, StockOut,
+    StockQuantityBody, TokenOut, UserOut)
 
 DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
+STOREFRONT = os.path.join(os.path.dirname(__file__), "storefront")
 READY_TIMEOUT_SECONDS = 1
 PRODUCT_ID = "<int:product_id>"
 ORDER_ID = "<int:order_id>"
@@ -57,10 +58,19 @@ class GatewayService:
     @documented("Swagger UI's static files", "operations",
                 answers={200: (None, "A file")}, errors=(404,), local=True)
     def docs_file(self, request, filename):
-        path = safe_join(str(swagger_ui_path), filename)
-        if path is None or not os.path.isfile(path):
-            raise NotFound(f"No file {filename}", "file_not_found")
-        return send_file(path, request.environ)
+        return static_file(request, str(swagger_ui_path), filename)
+
+    @http("GET", "/")
+    @documented("The storefront: shop in a browser", "storefront", content_type="text/html",
+                answers={200: (None, "An HTML page")}, local=True)
+    def storefront(self, request):
+        return with_page_security(static_file(request, STOREFRONT, "index.html"))
+
+    @http("GET", "/storefront/<path:filename>")
+    @documented("The storefront's scripts and styles", "storefront",
+                answers={200: (None, "A file")}, errors=(404,), local=True)
+    def storefront_file(self, request, filename):
+        return with_page_security(static_file(request, STOREFRONT, filename))
 
     @http("GET", "/health")
     @documented("The gateway is alive", "operations",
@@ -207,12 +217,18 @@ class GatewayService:
         return json_response(202, self.orders.place_order(claims.user_id, body["items"]))
 
     @http("GET", "/orders")
-    @documented("A page of the caller's orders, newest first", "orders", auth="user",
-                query=PageSchema, answers={200: (OrderPage, "The page")})
+    @documented("A page of the caller's orders (every order, for an admin asking for "
+                "scope=all), newest first", "orders", auth="user", query=OrderListQuery,
+                answers={200: (OrderPage, "The page")}, errors=(403,))
     def list_orders(self, request):
         claims = self.auth.user(request)
-        page = load_query(request, PageSchema())
-        listing = self.orders.list_orders(claims.user_id, **page)
+        query = load_query(request, OrderListQuery())
+        page = {"limit": query["limit"], "offset": query["offset"]}
+        if query["scope"] == "all":
+            self.auth.admin(request)
+            listing = self.orders.list_all_orders(**page)
+        else:
+            listing = self.orders.list_orders(claims.user_id, **page)
         return json_response(200, {**listing, **page})
 
     @http("GET", f"/orders/{ORDER_ID}")
@@ -243,6 +259,33 @@ class GatewayService:
     @catalogue_events
     def on_product_event(self, envelope):
         self.catalogue.forget(product_id_of(envelope))
+
+
+def static_file(request, directory, filename):
+    """A file of ``directory``, never one outside it."""
+    path = safe_join(directory, filename)
+    if path is None or not os.path.isfile(path):
+        raise NotFound(f"No file {filename}", "file_not_found")
+    response = send_file(path, request.environ)
+    response.headers["Cache-Control"] = "no-cache"  # revalidated: a new version shows at once
+    return response
+
+
+# The storefront's files come from the gateway alone, and its scripts are
+# the only ones that run: text from the API is never markup.
+STOREFRONT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def with_page_security(response):
+    response.headers.update(STOREFRONT_HEADERS)
+    return response
 
 
 @functools.cache

@@ -1,8 +1,12 @@
+import os
+import shutil
 import time
 from collections import Counter
 
 import pytest
 import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 from nameko.testing.services import entrypoint_waiter
 from nameko.testing.utils import get_container
 from sqlalchemy import text
@@ -140,3 +144,26 @@ def runner(runner_factory, shop_config, settings):
 def api(runner, shop_config, database_engines):
     """The HTTP API of the running services."""
     return Api(f"http://{shop_config['WEB_SERVER_ADDRESS']}", database_engines)
+
+
+@pytest.fixture
+def browser(request):
+    """Debian's Chromium, headless, driven by chromedriver; the window's size
+    ``(width, height)`` by indirect parametrization, 1280 x 900 by default.
+    Without them the test is skipped, or fails where SHOP_REQUIRE_BROWSER is
+    set (.ci/run)."""
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        message = "needs Debian's chromium and chromium-driver (apt install chromium chromium-driver)"
+        if os.environ.get("SHOP_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    width, height = getattr(request, "param", (1280, 900))
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    yield driver
+    driver.quit()

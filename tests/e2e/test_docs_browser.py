@@ -1,40 +1,18 @@
 """Swagger UI at /docs, in a real headless Chromium driven by chromedriver:
 the page loads its own static files from the gateway, reads /openapi.json
 and lists every operation. The screenshot is kept in var/screenshots/."""
-import os
 import pathlib
-import shutil
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOT = pathlib.Path(__file__).parents[2] / "var" / "screenshots" / "docs.png"
 
 
-@pytest.fixture
-def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "needs Debian's chromium and chromium-driver (apt install chromium chromium-driver)"
-        if os.environ.get("SHOP_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1280,2400"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
+@pytest.mark.parametrize("browser", [(1280, 2400)], indirect=True)
 def test_swagger_ui_lists_every_operation_of_the_document(api, browser):
     document = api.call("GET", "/openapi.json").json()
     documented = {(method.upper(), path) for path, operations in document["paths"].items()

@@ -32,7 +32,7 @@ def test_the_document_names_exactly_the_routes_the_gateway_serves(api, runner):
 def test_operations_are_grouped_under_the_tags_a_reader_expects(api):
     document = api.call("GET", "/openapi.json").json()
     assert [tag["name"] for tag in document["tags"]] == [
-        "accounts", "catalogue", "inventory", "orders", "operations"]
+        "accounts", "catalogue", "inventory", "orders", "operations", "storefront"]
     assert all(tag["description"] for tag in document["tags"])
     tagged = {(method.upper(), path): operation["tags"]
               for path, operations in document["paths"].items()
@@ -46,6 +46,8 @@ def test_operations_are_grouped_under_the_tags_a_reader_expects(api):
     for route in (("GET", "/metrics"), ("GET", "/docs/{filename}"), ("GET", "/health/ready"),
                   ("GET", "/openapi.json")):
         assert tagged[route] == ["operations"]
+    for route in (("GET", "/"), ("GET", "/storefront/{filename}")):
+        assert tagged[route] == ["storefront"]
 
 
 def test_every_operation_documents_its_errors_and_security(api):

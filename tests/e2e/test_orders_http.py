@@ -119,6 +119,22 @@ def test_own_orders_are_listed_newest_first(shop):
     assert listing["total"] == 2 and listing["limit"] == 1 and listing["offset"] == 0
 
 
+def test_an_admin_lists_every_customers_orders_and_a_customer_may_not(shop):
+    alices = shop.place(shop.alice, (shop.product_id, 1))
+    bobs = shop.place(shop.customer_token("bob"), (shop.product_id, 1))
+    every = shop.call("GET", "/orders", token=shop.admin, params={"scope": "all"}).json()
+    assert [order["id"] for order in every["items"]] == [bobs["id"], alices["id"]]
+    assert every["total"] == 2 and every["limit"] == 20 and "scope" not in every
+    # the admin's own orders: none
+    assert shop.call("GET", "/orders", token=shop.admin).json()["total"] == 0
+    refused = shop.call("GET", "/orders", token=shop.alice, params={"scope": "all"})
+    assert refused.status_code == 403 and refused.json()["error"] == "admin_only"
+    assert shop.call("GET", "/orders", token=shop.alice,
+                     params={"scope": "everyone"}).status_code == 400
+    for order in (alices, bobs):
+        shop.settled(shop.admin, order["id"])
+
+
 def test_unknown_products_and_bad_lines_are_refused(shop):
     unknown = shop.call("POST", "/orders", token=shop.alice, json={
         "items": [{"product_id": 999, "quantity": 1}]})
