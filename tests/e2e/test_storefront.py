@@ -10,7 +10,9 @@ import uuid
 import pytest
 from selenium.common.exceptions import (
     NoAlertPresentException, NoSuchElementException, StaleElementReferenceException)
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.helpers import wait_for
@@ -206,21 +208,34 @@ def test_a_declined_payment_shows_the_apis_message_and_the_order_still_awaits(
     assert storefront.form_error().startswith("Payment for order")
     assert "declines every payment" in storefront.form_error()
     assert storefront.status() == "awaiting_payment"
+    assert api.stock(mug)["reserved"] == 1
+    # giving up on it returns the unit
+    storefront.click_button("Cancel")
+    storefront.wait_for(lambda: storefront.status() == "cancelled")
+    wait_for(lambda: api.stock(mug)["reserved"] == 0)
 
 
-def test_an_admins_restock_shows_in_the_catalogue(storefront, api):
+def test_an_admins_changes_show_in_the_catalogue(storefront, api):
     [mug] = stocked(api, ("Mug", "9.50", 1))
     storefront.open()
     storefront.log_in("admin", "admin-password")
     storefront.go(f"#/products/{mug}")
     storefront.wait_for(lambda: storefront.text(".stock") == "1 available")
-    storefront.fill("Units to add", 6)
+    storefront.fill("Units to add", 8)
     storefront.click_button("Restock")
+    storefront.wait_for(lambda: storefront.text(".stock") == "9 available")
+    storefront.fill("Units to write off", 2)
+    storefront.click_button("Write off")
     storefront.wait_for(lambda: storefront.text(".stock") == "7 available")
+    storefront.fill("Name", "Big mug")
+    storefront.fill("Price", "11.00")
+    storefront.click_button("Save")
+    storefront.wait_for(lambda: storefront.heading() == "Big mug")
     storefront.click_button("Log out")
     storefront.wait_for(lambda: storefront.text("#who") in ("", None))
     storefront.go(f"#/products/{mug}")
     storefront.wait_for(lambda: storefront.text(".stock") == "7 available")
+    assert storefront.text(".price") == "11.00"
     assert not storefront.browser.find_elements(By.CSS_SELECTOR, "section.admin")
 
 
@@ -253,6 +268,22 @@ def test_an_admin_adds_a_product_and_a_bad_price_is_shown_beside_its_field(store
     storefront.click_button("Add")
     storefront.wait_for(lambda: storefront.heading() == name)
     assert storefront.text(".price") == "12.50"
+
+
+def test_a_customer_can_shop_with_the_keyboard_alone(storefront, api):
+    [mug] = stocked(api, ("Mug", "9.50", 2))
+    storefront.open()
+    storefront.wait_for(lambda: storefront.card(mug))
+    # Tab through the page until the card's button has the focus, then press Enter
+    for _ in range(20):
+        ActionChains(storefront.browser).send_keys(Keys.TAB).perform()
+        focused = storefront.browser.switch_to.active_element
+        if focused.get_attribute("aria-label") == "Add Mug to the cart":
+            break
+    else:
+        pytest.fail("Tab never reached the Add to cart button")
+    ActionChains(storefront.browser).send_keys(Keys.ENTER).perform()
+    storefront.wait_for(lambda: storefront.text("#cart-count") == "1")
 
 
 def test_wrong_credentials_show_the_apis_message(storefront):
