@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import nameko_sqlalchemy
 from nameko_sqlalchemy.database import Session
-from sqlalchemy import BigInteger, DateTime, create_engine, event, select
+from sqlalchemy import BigInteger, DateTime, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -96,6 +96,15 @@ def page_query(model, ids, order, limit, offset):
     index), and only the page's rows are read."""
     page_ids = ids.order_by(order).limit(limit).offset(offset).scalar_subquery()
     return select(model).where(model.id.in_(page_ids)).order_by(order)
+
+
+def waiting_rows(session, created_at, *conditions):
+    """``(how many rows match conditions, seconds since the oldest's
+    created_at)``, 0 seconds when none does: a queue in a table, for the
+    metrics (the outbox's unsent events, the pending orders)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(created_at)).where(*conditions)).one()
+    return count, (utcnow() - oldest).total_seconds() if oldest is not None else 0
 
 
 def _sqlite_on_connect(dbapi_connection, connection_record):

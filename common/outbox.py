@@ -33,11 +33,11 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from nameko.messaging import HeaderEncoder
-from sqlalchemy import JSON, Index, String, Text, delete, event, func, select, update
+from sqlalchemy import JSON, Index, String, Text, delete, event, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from common.config import OutboxSettings
-from common.db import Database, UtcDateTime, utcnow
+from common.db import Database, UtcDateTime, utcnow, waiting_rows
 from common.events import envelope, publish_span
 from common.telemetry import telemetry_of, tracer_of
 
@@ -255,13 +255,8 @@ class Outbox(DependencyProvider, HeaderEncoder):
         if self.sent_ids:
             waiting.append(self.model.id.not_in(list(self.sent_ids)))
         with self.database.Session() as session:
-            unsent, oldest = session.execute(
-                select(func.count(self.model.id), func.min(self.model.created_at))
-                .where(*waiting)).one()
-        return {
-            "shop_outbox_backlog": unsent,
-            "shop_outbox_oldest_seconds":
-                (utcnow() - oldest).total_seconds() if oldest is not None else 0}
+            unsent, oldest_seconds = waiting_rows(session, self.model.created_at, *waiting)
+        return {"shop_outbox_backlog": unsent, "shop_outbox_oldest_seconds": oldest_seconds}
 
     def relay_once(self):
         """Publish one batch of due rows; True if there may be more."""

@@ -6,9 +6,7 @@ stopped inventory service, a lost event or a stalled outbox: the alert
 ``ShopOrdersStuckPending`` (deploy/prometheus/rules/shop.yml) fires on it.
 """
 from nameko.extensions import DependencyProvider
-from sqlalchemy import func, select
-
-from common.db import Database, utcnow
+from common.db import Database, waiting_rows
 from common.telemetry import telemetry_of
 from orders.domain import PENDING
 from orders.models import Order
@@ -31,10 +29,7 @@ class PendingOrdersGauges(DependencyProvider):
 
     def read(self):
         with self.database.Session() as session:
-            waiting, oldest = session.execute(
-                select(func.count(Order.id), func.min(Order.created_at))
-                .where(Order.status == PENDING)).one()
-        return {
-            "shop_orders_pending": waiting,
-            "shop_orders_pending_oldest_seconds":
-                (utcnow() - oldest).total_seconds() if oldest is not None else 0}
+            waiting, oldest_seconds = waiting_rows(
+                session, Order.created_at, Order.status == PENDING)
+        return {"shop_orders_pending": waiting,
+                "shop_orders_pending_oldest_seconds": oldest_seconds}

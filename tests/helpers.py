@@ -2,7 +2,6 @@
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 
@@ -13,6 +12,7 @@ from nameko.events import event_handler
 from nameko.testing.services import entrypoint_waiter
 
 from common.events import EnvelopeSchema
+from tests.conftest import free_port
 
 
 def event_recorder(*events):
@@ -93,9 +93,7 @@ class Prometheus:
 def running_prometheus(config, directory):
     """Debian's Prometheus with ``config`` on a free port, its data and log in
     ``directory``: a :class:`Prometheus` once it is ready."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with (directory / "prometheus.log").open("w") as log:
         process = subprocess.Popen(
             [prometheus_binary("prometheus"), f"--config.file={config}",

@@ -9,8 +9,7 @@ export function h(tag, attributes = {}, ...children) {
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
     else element.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
+  for (const child of nodes(children)) {
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
