@@ -25,7 +25,8 @@ from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 from nameko.rpc import ReplyListener, RpcProxy
-from pybreaker import STATE_OPEN, CircuitBreaker, CircuitBreakerError, CircuitBreakerListener
+from pybreaker import (
+    STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError, CircuitBreakerListener)
 
 from common.consumers import ShopQueueConsumer
 from common.errors import ServiceUnavailable, ShopError
@@ -59,6 +60,23 @@ class ShopReplyListener(ReplyListener):
         self.queue.exclusive = True
 
 
+class ServiceBreaker(CircuitBreaker):
+    """pybreaker's breaker, letting calls run side by side while it is closed.
+
+    pybreaker holds its lock for the whole of every call: under eventlet, each
+    green thread calling the same service waited for the one before it, so a
+    process had one call in flight per service, and during a broker restart
+    each waited out the timeouts of all those ahead of it (15 s and more for
+    a 3 s timeout, make chaos showed). Only the half-open state's trial call
+    keeps the lock, so that one call decides, as pybreaker means. The state's
+    bookkeeping does no I/O, so green threads cannot interleave inside it."""
+
+    def call(self, func, *args, **kwargs):
+        if self.current_state == STATE_HALF_OPEN:
+            return super().call(func, *args, **kwargs)
+        return self.state.call(func, *args, **kwargs)
+
+
 class ServiceRpc(RpcProxy):
     rpc_reply_listener = ShopReplyListener()
 
@@ -72,7 +90,7 @@ class ServiceRpc(RpcProxy):
         # takes a confirmed message over to the new leader, whereas an
         # unconfirmed one can be dropped, and every later one sent on the
         # same channel with it (make cluster-test showed both).
-        self.breaker = CircuitBreaker(
+        self.breaker = ServiceBreaker(
             fail_max=settings["BREAKER_FAILURES"],
             reset_timeout=settings["BREAKER_RESET_SECONDS"],
             exclude=[ShopError], name=self.target_service,

@@ -2,6 +2,7 @@
 a products service that is slow, failing, or not running at all."""
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import eventlet
 import pytest
@@ -94,6 +95,19 @@ def breaker_open(metrics_page, target):
         rf'^shop_circuit_breaker_open{{service="gateway",target="{target}"}} (\S+)$',
         metrics_page, re.MULTILINE)
     return float(value)
+
+
+def test_calls_to_one_service_run_side_by_side(runner_factory, config, get_product):
+    SlowProducts.delay = 0.2
+    config["RPC"]["TIMEOUT_SECONDS"] = 2
+    runner_factory(config, GatewayService, SlowProducts).start()
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: get_product()[0], range(8)))
+    took = time.monotonic() - started
+    assert [answer.status_code for answer in answers] == [200] * 8
+    # one at a time, the eight calls would take 8 x 0.2 s
+    assert took < 0.8, took
 
 
 def test_a_service_that_is_not_running_answers_503(runner_factory, config, get_product):
