@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import nameko_sqlalchemy
+from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
 from nameko_sqlalchemy.database import Session
 from sqlalchemy import BigInteger, DateTime, create_engine, event, func, select
 from sqlalchemy.engine import make_url
@@ -28,7 +29,7 @@ def utcnow():
     return datetime.now(timezone.utc)
 
 
-def create_db_engine(uri):
+def create_db_engine(uri, workers=5):
     """An engine for ``uri`` tuned for eventlet workers.
 
     SQLite serialises writers. Its busy handler sleeps in C, which under
@@ -36,6 +37,12 @@ def create_db_engine(uri):
     process shares one connection and greenlets queue for it in the pool.
     psycopg2 yields to eventlet on its own (nameko's monkey patch); plain
     ``postgresql://`` means psycopg2 here, not SQLAlchemy 2.1's psycopg 3.
+
+    The pool keeps a connection open for each of ``workers`` (the service's
+    ``max_workers``) plus the outbox relay: a pool smaller than the workers
+    that use it at once closes its overflow connections as they come back,
+    and under load opened a new PostgreSQL connection (a server process)
+    for many transactions.
     """
     url = make_url(uri)
     if url.drivername == "postgresql":
@@ -48,7 +55,7 @@ def create_db_engine(uri):
             connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
-    engine = create_engine(url)
+    engine = create_engine(url, pool_size=workers + 1, max_overflow=5)
     event.listen(engine, "connect", _note_checkin)
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
@@ -128,7 +135,8 @@ class Database(nameko_sqlalchemy.Database):
 
     def setup(self):
         self.db_uri = database_uri(self.container.config, self.container.service_name)
-        self.engine = create_db_engine(self.db_uri)
+        self.engine = create_db_engine(self.db_uri, self.container.config.get(
+            MAX_WORKERS_CONFIG_KEY, DEFAULT_MAX_WORKERS))
         self.Session = session_factory(self.engine)
 
     def worker_teardown(self, worker_ctx):
