@@ -63,10 +63,14 @@ def publish_span(service_name, event_type):
              "messaging.destination.name": f"{service_name}.{event_type}"})
 
 
+# one instance for every event: building a schema costs more than loading
+envelope_schema = EnvelopeSchema()
+
+
 def load_event(envelope, data_schema):
     """The ``data`` of an event envelope, loaded through ``data_schema``."""
     try:
-        checked = EnvelopeSchema().load(envelope)
+        checked = envelope_schema.load(envelope)
         return data_schema.load(checked["data"])
     except ValidationError as exc:
         raise InvalidEvent(f"invalid event: {exc.messages}") from None

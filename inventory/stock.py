@@ -7,7 +7,9 @@ cannot both pass a check that only one of them may pass. On PostgreSQL the
 UPDATE locks the row and re-evaluates the condition after a concurrent
 commit; on SQLite writers are serialised.
 """
-from sqlalchemy import func, select, update
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -71,16 +73,15 @@ def remove(session, product_id, quantity):
 def reserve(session, order_id, lines):
     """Reserve every line of an order, or none of them.
 
-    Returns the order's :class:`Reservation`: the one made now, or the one
-    an earlier delivery of the same request made (nothing is reserved twice).
-    The change is flushed, not committed: the caller commits it together
-    with its answer.
+    Returns the order's reservation (its ``order_id``, ``status``,
+    ``reason`` and ``short``): the one made now, or the one an earlier
+    delivery of the same request made (nothing is reserved twice). The
+    change is not committed: the caller commits it together with its answer.
     """
     try:
         # the row claims the order id: a duplicate request, concurrent or
         # not, fails on it (no query first: duplicates are rare)
         reservation = _record(session, order_id, RESERVED, lines)
-        session.flush()
         shortages = []
         # one lock order for every reservation, so two cannot deadlock
         for product_id, quantity in sorted(lines):
@@ -93,7 +94,6 @@ def reserve(session, order_id, lines):
             session.rollback()
             reservation = _record(session, order_id, FAILED, lines,
                                   reason=INSUFFICIENT_STOCK, short=shortages_as_data(shortages))
-            session.flush()
     except IntegrityError:
         session.rollback()
         existing = session.get(Reservation, order_id)
@@ -131,14 +131,14 @@ def settle(session, order_ids, status):
                 if status == COMMITTED:
                     values["on_hand"] = Stock.on_hand - quantity
                 _change(session, product_id, (), **values)
-        if status == RELEASED:
-            unclaimed = set(order_ids) - set(claimed)
-            known = set(session.scalars(
-                select(Reservation.order_id).where(Reservation.order_id.in_(unclaimed)))
-                ) if unclaimed else set()
-            for order_id in sorted(unclaimed - known):
-                _record(session, order_id, CANCELLED, [])
         try:
+            if status == RELEASED:
+                unclaimed = set(order_ids) - set(claimed)
+                known = set(session.scalars(
+                    select(Reservation.order_id).where(Reservation.order_id.in_(unclaimed)))
+                    ) if unclaimed else set()
+                for order_id in sorted(unclaimed - known):
+                    _record(session, order_id, CANCELLED, [])
             session.commit()
             return claimed
         except IntegrityError:
@@ -147,10 +147,26 @@ def settle(session, order_ids, status):
     raise RuntimeError(f"could not settle the reservations of orders {order_ids}")
 
 
-def _record(session, order_id, status, lines, **fields):
+@dataclass(frozen=True)
+class Recorded:
+    """A reservation as :func:`_record` wrote it."""
+    order_id: int
+    status: str
+    reason: str | None = None
+    short: list | None = None
+
+
+def _record(session, order_id, status, lines, reason=None, short=None):
+    """Write the order's reservation and its lines (Core INSERTs: one per
+    request on the hot path, where a flush's bookkeeping cost more than the
+    statements). An IntegrityError if the order already has one."""
     now = utcnow()
-    reservation = Reservation(
-        order_id=order_id, status=status, created_at=now, updated_at=now,
-        lines=[ReservationLine(product_id=p, quantity=q) for p, q in lines], **fields)
-    session.add(reservation)
-    return reservation
+    # a None left out rather than written: it would be JSON null, not NULL
+    why = {name: value for name, value in (("reason", reason), ("short", short))
+           if value is not None}
+    session.execute(insert(Reservation.__table__).values(
+        order_id=order_id, status=status, created_at=now, updated_at=now, **why))
+    if lines:
+        session.execute(insert(ReservationLine.__table__),
+                        [{"order_id": order_id, "product_id": p, "quantity": q} for p, q in lines])
+    return Recorded(order_id, status, reason, short)
