@@ -94,14 +94,10 @@ class OutboxWriter:
         with self.provider.tracer.outgoing(self.worker_ctx, *publish_span(service_name, event_type)):
             headers = self.provider.get_message_headers(self.worker_ctx)
         payload = envelope(service_name, event_type, data)
-        # a Core INSERT, not an object for the unit of work to flush: the
-        # hot paths write one row per request, and the flush's bookkeeping
-        # cost more than the statement
-        table = self.provider.model.__table__
-        row_id = session.execute(insert(table).values(
-            event_type=event_type, payload=payload, headers=headers, created_at=now,
-            next_attempt_at=now + timedelta(seconds=HANDOFF_SECONDS),
-        ).returning(table.c.id)).scalar_one()
+        row_id = session.execute(self.provider.insert_row, {
+            "event_type": event_type, "payload": payload, "headers": headers,
+            "created_at": now, "next_attempt_at": now + timedelta(seconds=HANDOFF_SECONDS),
+        }).scalar_one()
         session.info["outbox_worker"] = self.worker_ctx
         session.info.setdefault("outbox_rows", []).append(
             (row_id, event_type, payload, headers))
@@ -132,6 +128,11 @@ class Outbox(DependencyProvider, HeaderEncoder):
             use_confirms=True, mandatory=True, declare=[self.exchange],
             # a broker that is down is retried by the relay, not inside one publish
             retry_policy={"max_retries": 1})
+        # a Core INSERT built once, not an object for the unit of work to
+        # flush: the hot paths write a row per request, and the flush's
+        # bookkeeping, like building the statement, cost more than running it
+        table = self.model.__table__
+        self.insert_row = insert(table).returning(table.c.id)
         settings = OutboxSettings().load(self.container.config.get("OUTBOX") or {})
         self.retention = timedelta(seconds=settings["RETENTION_SECONDS"])
         self.wakeup = Event()

@@ -9,7 +9,7 @@ commit; on SQLite writers are serialised.
 """
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +21,17 @@ from inventory.domain import (
 from inventory.models import Reservation, ReservationLine, Stock
 
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+# A reservation's statements, built once and run as Core: one request per
+# order, where building a statement, or a flush's bookkeeping, cost as much
+# CPU as running it.
+_INSERT_RESERVATION = insert(Reservation.__table__)
+_INSERT_RESERVATION_LINES = insert(ReservationLine.__table__)
+_stock = Stock.__table__.c
+_RESERVE_LINE = (update(Stock.__table__)
+                 .where(_stock.product_id == bindparam("line_product_id"),
+                        _stock.on_hand - _stock.reserved >= bindparam("quantity"))
+                 .values(reserved=_stock.reserved + bindparam("quantity")))
 
 
 def ensure_records(session, product_ids):
@@ -85,9 +96,8 @@ def reserve(session, order_id, lines):
         shortages = []
         # one lock order for every reservation, so two cannot deadlock
         for product_id, quantity in sorted(lines):
-            if not _change(session, product_id,
-                           (Stock.on_hand - Stock.reserved >= quantity,),
-                           reserved=Stock.reserved + quantity):
+            if session.execute(_RESERVE_LINE, {
+                    "line_product_id": product_id, "quantity": quantity}).rowcount != 1:
                 available = read(session, [product_id])[product_id].available
                 shortages.append(Shortage(product_id, quantity, available))
         if shortages:
@@ -157,16 +167,15 @@ class Recorded:
 
 
 def _record(session, order_id, status, lines, reason=None, short=None):
-    """Write the order's reservation and its lines (Core INSERTs: one per
-    request on the hot path, where a flush's bookkeeping cost more than the
-    statements). An IntegrityError if the order already has one."""
+    """Write the order's reservation and its lines. An IntegrityError if the
+    order already has one."""
     now = utcnow()
     # a None left out rather than written: it would be JSON null, not NULL
     why = {name: value for name, value in (("reason", reason), ("short", short))
            if value is not None}
-    session.execute(insert(Reservation.__table__).values(
-        order_id=order_id, status=status, created_at=now, updated_at=now, **why))
+    session.execute(_INSERT_RESERVATION, {
+        "order_id": order_id, "status": status, "created_at": now, "updated_at": now, **why})
     if lines:
-        session.execute(insert(ReservationLine.__table__),
+        session.execute(_INSERT_RESERVATION_LINES,
                         [{"order_id": order_id, "product_id": p, "quantity": q} for p, q in lines])
     return Recorded(order_id, status, reason, short)
