@@ -15,6 +15,7 @@ from common.db import utcnow
 from common.entrypoints import NamekoContextHeaders
 from common.errors import ShopError
 from common.retry import FailedMessages, InvalidEvent, handler_queue
+from common.schemas import schema_of
 from common.rpc import BROKER_ERRORS
 from common.telemetry import telemetry_of, tracer_of
 from common.tracing import SpanKind
@@ -63,14 +64,10 @@ def publish_span(service_name, event_type):
              "messaging.destination.name": f"{service_name}.{event_type}"})
 
 
-# one instance for every event: building a schema costs more than loading
-envelope_schema = EnvelopeSchema()
-
-
 def load_event(envelope, data_schema):
     """The ``data`` of an event envelope, loaded through ``data_schema``."""
     try:
-        checked = envelope_schema.load(envelope)
+        checked = schema_of(EnvelopeSchema).load(envelope)
         return data_schema.load(checked["data"])
     except ValidationError as exc:
         raise InvalidEvent(f"invalid event: {exc.messages}") from None

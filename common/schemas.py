@@ -1,5 +1,6 @@
 """marshmallow pieces every boundary uses: loading with the shop's error,
 money, ids and paging."""
+import functools
 import re
 from decimal import Decimal
 
@@ -11,6 +12,14 @@ from common.errors import InvalidInput, NotFound
 MAX_ID = 2**31 - 1  # PostgreSQL integer; larger ids cannot exist
 MAX_PRICE = Decimal("1000000.00")
 MAX_PAGE_SIZE = 100
+
+
+@functools.cache
+def schema_of(schema_class):
+    """One instance of ``schema_class`` for every load: building a schema,
+    and the nested ones it builds on first use, cost more than a load, and
+    a schema keeps nothing from one load to the next."""
+    return schema_class()
 
 
 def load(schema, data, message="Invalid input"):

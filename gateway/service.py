@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
 from common.rpc import ServiceRpc
 from common.metrics import CONTENT_TYPE_LATEST
-from common.schemas import PageSchema
+from common.schemas import PageSchema, schema_of
 from common.telemetry import Telemetry
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
@@ -114,14 +114,14 @@ class GatewayService:
     @documented("Register a customer", "accounts", body=RegisterBody,
                 answers={201: (UserOut, "Registered")}, errors=(409,))
     def register(self, request):
-        body = load_body(request, RegisterBody())
+        body = load_body(request, RegisterBody)
         return json_response(201, self.users.register(**body))
 
     @http("POST", "/login")
     @documented("Log in: an access token", "accounts", body=LoginBody,
                 answers={200: (TokenOut, "A bearer token")}, errors=(401, 429))
     def login(self, request):
-        body = load_body(request, LoginBody())
+        body = load_body(request, LoginBody)
         username, client = body["username"], request.remote_addr
         self.login_attempts.check(username, client)
         try:
@@ -143,7 +143,7 @@ class GatewayService:
     @documented("A page of the catalogue", "catalogue", query=PageSchema,
                 answers={200: (ProductPage, "The page")})
     def list_products(self, request):
-        page = load_query(request, PageSchema())
+        page = load_query(request, PageSchema)
         listing = self.catalogue.page(page["limit"], page["offset"], self._fetch_page)
         return json_response(200, {**listing, **page})
 
@@ -160,8 +160,7 @@ class GatewayService:
                 answers={201: (ProductOut, "Created")})
     def create_product(self, request):
         self.auth.admin(request)
-        schema = ProductBody()
-        fields = schema.dump(load_body(request, schema))
+        fields = schema_of(ProductBody).dump(load_body(request, ProductBody))
         created = self.products.create(**fields)
         self.catalogue.forget(created["id"])  # read-your-writes here, before the event
         return json_response(201, created)
@@ -171,8 +170,7 @@ class GatewayService:
                 body=ProductPatchBody, answers={200: (ProductOut, "Changed")})
     def update_product(self, request, product_id):
         self.auth.admin(request)
-        schema = ProductPatchBody()
-        changes = schema.dump(load_body(request, schema))
+        changes = schema_of(ProductPatchBody).dump(load_body(request, ProductPatchBody))
         updated = self.products.update(product_id, changes)
         self.catalogue.forget(product_id)
         return json_response(200, updated)
@@ -196,7 +194,7 @@ class GatewayService:
                 answers={200: (StockOut, "The new stock")})
     def add_stock(self, request, product_id):
         self.auth.admin(request)
-        body = load_body(request, StockQuantityBody())
+        body = load_body(request, StockQuantityBody)
         self.catalogue.product(product_id, self.products.get)  # 404 for an unknown product
         return json_response(200, self.inventory.add_stock(product_id, body["quantity"]))
 
@@ -205,7 +203,7 @@ class GatewayService:
                 answers={200: (StockOut, "The new stock")}, errors=(409,))
     def remove_stock(self, request, product_id):
         self.auth.admin(request)
-        body = load_body(request, StockQuantityBody())
+        body = load_body(request, StockQuantityBody)
         return json_response(200, self.inventory.remove_stock(product_id, body["quantity"]))
 
     @http("POST", "/orders")
@@ -213,7 +211,7 @@ class GatewayService:
                 answers={202: (OrderOut, "Accepted, pending")})
     def place_order(self, request):
         claims = self.auth.user(request)
-        body = load_body(request, OrderBody())
+        body = load_body(request, OrderBody)
         return json_response(202, self.orders.place_order(claims.user_id, body["items"]))
 
     @http("GET", "/orders")
@@ -222,7 +220,7 @@ class GatewayService:
                 answers={200: (OrderPage, "The page")}, errors=(403,))
     def list_orders(self, request):
         claims = self.auth.user(request)
-        query = load_query(request, OrderListQuery())
+        query = load_query(request, OrderListQuery)
         page = {"limit": query["limit"], "offset": query["offset"]}
         if query["scope"] == "all":
             self.auth.admin(request)

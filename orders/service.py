@@ -11,7 +11,7 @@ from common.errors import Conflict, NotFound, PaymentRequired
 from common.events import handle_event
 from common.outbox import Outbox
 from common.rpc import ServiceRpc
-from common.schemas import load, load_id
+from common.schemas import load, load_id, schema_of
 from common.telemetry import Telemetry
 from orders import catalogue, expiry
 from orders.domain import (
@@ -26,7 +26,6 @@ from orders.schemas import (
 log = logging.getLogger(__name__)
 
 order_schema = OrderSchema()
-place_order_schema = PlaceOrderSchema()
 # built once: placing an order is the busiest write (see Order.transition_of_one)
 INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
 INSERT_ORDER_LINES = insert(OrderLine.__table__)
@@ -58,7 +57,7 @@ class OrdersService:
         """Store a ``pending`` order priced from the catalogue and ask inventory
         to reserve its stock (``stock_reservation_requested``).
         ``items``: ``[{"product_id": 1, "quantity": 2}]``."""
-        request = load(place_order_schema, {"user_id": user_id, "items": items})
+        request = load(schema_of(PlaceOrderSchema), {"user_id": user_id, "items": items})
         lines = merge_lines(request["items"])
         priced = price_lines(lines, self._products([product_id for product_id, _ in lines]))
         now = utcnow()
