@@ -339,9 +339,9 @@ def run_flow(shop, tokens, ids, duration):
     the moment the orders service moved it, on this machine's clock, which
     the driver shares. The users poll as the storefront does, so a poll
     finds out later, by up to its interval plus its own round trip (reported
-    as ``seen_awaiting_payment_ms``). Polling faster to narrow that gap made
-    the polls most of the load: at every 2 ms, 16 users cost the services
-    more CPU in reads of their orders than in the orders themselves.
+    as ``seen_awaiting_payment_ms``). Polling faster to narrow that gap loads
+    the shop being measured: at every 2 ms, 16 users cost the services about
+    as much CPU in reads of their orders as in the orders themselves.
     """
     deadline = time.monotonic() + duration
     to_awaiting, seen_awaiting, totals, errors = [], [], [], []
