@@ -15,8 +15,8 @@ from common.db import utcnow
 from common.entrypoints import NamekoContextHeaders
 from common.errors import ShopError
 from common.retry import FailedMessages, InvalidEvent, handler_queue
-from common.schemas import schema_of
 from common.rpc import BROKER_ERRORS
+from common.schemas import schema_of
 from common.telemetry import telemetry_of, tracer_of
 from common.tracing import SpanKind
 

@@ -22,13 +22,14 @@ def schema_of(schema_class):
     return schema_class()
 
 
-def load(schema, data, message="Invalid input"):
-    """``schema.load(data)``, raising :class:`InvalidInput` with the
-    messages per field instead of marshmallow's ValidationError."""
+def load(schema_class, data, message="Invalid input"):
+    """``data`` loaded through ``schema_class`` (its one instance), raising
+    :class:`InvalidInput` with the messages per field instead of
+    marshmallow's ValidationError."""
     if not isinstance(data, dict):
         raise InvalidInput(f"{message}: expected an object")
     try:
-        return schema.load(data)
+        return schema_of(schema_class).load(data)
     except ValidationError as exc:
         raise InvalidInput(message, details=field_messages(exc.messages)) from None
 

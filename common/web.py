@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from common.errors import InvalidInput, ShopError
-from common.schemas import load, schema_of
+from common.schemas import load
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +86,11 @@ def load_body(request, schema_class):
         raise InvalidInput("The request body is nested too deeply", "malformed_body") from None
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object", "malformed_body")
-    return load(schema_of(schema_class), data, "The request body is invalid")
+    return load(schema_class, data, "The request body is invalid")
 
 
 def load_query(request, schema_class):
-    return load(schema_of(schema_class), request.args.to_dict(), "The query string is invalid")
+    return load(schema_class, request.args.to_dict(), "The query string is invalid")
 
 
 REQUEST_ID_HEADER = "X-Request-ID"

@@ -37,20 +37,20 @@ class InventoryService:
     @rpc
     def get_stocks(self, ids):
         """The stock of each product in ``ids``, in that order, in one query."""
-        ids = list(dict.fromkeys(load(ProductIdsSchema(), {"ids": ids})["ids"]))
+        ids = list(dict.fromkeys(load(ProductIdsSchema, {"ids": ids})["ids"]))
         return stock_schema.dump(stock.read(self.db.session, ids).values(), many=True)
 
     @rpc
     def add_stock(self, product_id, quantity):
         """Restock: ``on_hand += quantity``."""
-        change = load(StockChangeSchema(), {"product_id": product_id, "quantity": quantity})
+        change = load(StockChangeSchema, {"product_id": product_id, "quantity": quantity})
         stock.add(self.db.session, **change)
         return self.get_stock(change["product_id"])
 
     @rpc
     def remove_stock(self, product_id, quantity):
         """Write off: ``on_hand -= quantity``; a Conflict if that would go below reserved."""
-        change = load(StockChangeSchema(), {"product_id": product_id, "quantity": quantity})
+        change = load(StockChangeSchema, {"product_id": product_id, "quantity": quantity})
         stock.remove(self.db.session, **change)
         return self.get_stock(change["product_id"])
 

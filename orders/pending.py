@@ -6,6 +6,7 @@ stopped inventory service, a lost event or a stalled outbox: the alert
 ``ShopOrdersStuckPending`` (deploy/prometheus/rules/shop.yml) fires on it.
 """
 from nameko.extensions import DependencyProvider
+
 from common.db import Database, waiting_rows
 from common.telemetry import telemetry_of
 from orders.domain import PENDING

@@ -11,7 +11,7 @@ from common.errors import Conflict, NotFound, PaymentRequired
 from common.events import handle_event
 from common.outbox import Outbox
 from common.rpc import ServiceRpc
-from common.schemas import load, load_id, schema_of
+from common.schemas import load, load_id
 from common.telemetry import Telemetry
 from orders import catalogue, expiry
 from orders.domain import (
@@ -57,7 +57,7 @@ class OrdersService:
         """Store a ``pending`` order priced from the catalogue and ask inventory
         to reserve its stock (``stock_reservation_requested``).
         ``items``: ``[{"product_id": 1, "quantity": 2}]``."""
-        request = load(schema_of(PlaceOrderSchema), {"user_id": user_id, "items": items})
+        request = load(PlaceOrderSchema, {"user_id": user_id, "items": items})
         lines = merge_lines(request["items"])
         priced = price_lines(lines, self._products([product_id for product_id, _ in lines]))
         now = utcnow()
@@ -87,14 +87,14 @@ class OrdersService:
     @rpc
     def list_orders(self, user_id, limit=20, offset=0):
         """A page of one user's orders, newest first: ``{"items": [...], "total": n}``."""
-        page = load(ListOrdersSchema(), {"user_id": user_id, "limit": limit, "offset": offset})
+        page = load(ListOrdersSchema, {"user_id": user_id, "limit": limit, "offset": offset})
         return self._page_of_orders(Order.user_id == page["user_id"], page)
 
     @rpc
     def list_all_orders(self, limit=20, offset=0):
         """A page of every user's orders, newest first, as ``list_orders`` (for an admin)."""
         return self._page_of_orders(
-            true(), load(ListAllOrdersSchema(), {"limit": limit, "offset": offset}))
+            true(), load(ListAllOrdersSchema, {"limit": limit, "offset": offset}))
 
     @rpc
     def pay_order(self, order_id, user_id):

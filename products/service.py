@@ -26,7 +26,7 @@ class ProductsService:
     @rpc
     def create(self, name, price, description=""):
         """Add a product; ``price`` is a decimal string such as "12.50"."""
-        fields = load(ProductFieldsSchema(), {
+        fields = load(ProductFieldsSchema, {
             "name": name, "price": price, "description": description})
         now = utcnow()
         product = Product(**fields, created_at=now, updated_at=now)
@@ -44,7 +44,7 @@ class ProductsService:
     @rpc
     def list(self, limit=20, offset=0):
         """A page of the catalogue in id order: ``{"items": [...], "total": n}``."""
-        page = load(PageSchema(), {"limit": limit, "offset": offset})
+        page = load(PageSchema, {"limit": limit, "offset": offset})
         active = select(Product.id).where(Product.deleted_at.is_(None))
         total = self.db.session.scalar(select(func.count()).select_from(active.subquery()))
         items = self.db.session.scalars(
@@ -55,7 +55,7 @@ class ProductsService:
     def get_many(self, ids):
         """The products among ``ids`` that are in the catalogue, in id order,
         in one query; ids that are unknown or deleted are left out."""
-        ids = load(ProductIdsSchema(), {"ids": ids})["ids"]
+        ids = load(ProductIdsSchema, {"ids": ids})["ids"]
         products = self.db.session.scalars(
             select(Product)
             .where(Product.id.in_(set(ids)), Product.deleted_at.is_(None))
@@ -66,7 +66,7 @@ class ProductsService:
     def update(self, product_id, changes):
         """Change some fields: ``update(1, {"price": "8.00"})``."""
         product = self._active(product_id)
-        changes = load(ProductChangesSchema(), changes)
+        changes = load(ProductChangesSchema, changes)
         for field, value in changes.items():
             setattr(product, field, value)
         product.updated_at = utcnow()

@@ -36,7 +36,7 @@ class UsersService:
     @rpc
     def register(self, username, email, password):
         """Create a customer account; emits ``user_registered``."""
-        fields = load(RegistrationSchema(), {
+        fields = load(RegistrationSchema, {
             "username": username, "email": email, "password": password})
         user = self._create_user(fields, CUSTOMER)
         registered = user_schema.dump(user)
@@ -47,7 +47,7 @@ class UsersService:
     def authenticate(self, username, password):
         """A signed access token for valid credentials; the same
         :class:`Unauthorized` whether the user is unknown or the password wrong."""
-        credentials = load(CredentialsSchema(), {"username": username, "password": password})
+        credentials = load(CredentialsSchema, {"username": username, "password": password})
         user = self._find_by_username(credentials["username"])
         if user is None:
             self.passwords.verify_nothing(credentials["password"])
@@ -70,7 +70,7 @@ class UsersService:
     @rpc
     def get_users(self, ids):
         """The users among ``ids`` that exist, in id order."""
-        ids = load(UserIdsSchema(), {"ids": ids})["ids"]
+        ids = load(UserIdsSchema, {"ids": ids})["ids"]
         users = self.db.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id))
         return user_schema.dump(users, many=True)
 
@@ -83,7 +83,7 @@ class UsersService:
             return
         if self._find_by_username(admin["USERNAME"]) is not None:
             return
-        fields = load(RegistrationSchema(), {
+        fields = load(RegistrationSchema, {
             "username": admin["USERNAME"], "email": admin.get("EMAIL"),
             "password": admin["PASSWORD"]}, "Invalid admin account settings")
         try:

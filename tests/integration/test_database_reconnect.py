@@ -1,7 +1,11 @@
 """Connections PostgreSQL dropped (a restart, an administrator) are replaced:
 an idle one is pinged before use, and one in use fails a single statement,
-after which the pool starts over with new connections. (PostgreSQL only: an
-SQLite file has no server to drop them.)"""
+after which the pool starts over with new connections; and the pool keeps
+one connection per worker open rather than starting a server process for
+each transaction past five. (PostgreSQL only: an SQLite file has no server
+to drop them, and one connection.)"""
+import contextlib
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -54,3 +58,22 @@ def test_a_connection_dropped_while_in_use_fails_one_statement_and_the_pool_star
     with engine.connect() as first, engine.connect() as second:
         assert not {first.scalar(text("SELECT pg_backend_pid()")),
                     second.scalar(text("SELECT pg_backend_pid()"))} & set(pids)
+
+
+def pids_of_connections_held_at_once(engine, how_many):
+    with contextlib.ExitStack() as held:
+        connections = [held.enter_context(engine.connect()) for _ in range(how_many)]
+        return {connection.scalar(text("SELECT pg_backend_pid()")) for connection in connections}
+
+
+def test_as_many_transactions_as_workers_at_once_reuse_their_connections(db_uris):
+    # the pool keeps one per worker: a smaller one closed the overflow
+    # connections as they came back, and a new server process started for
+    # many later transactions
+    workers = 8
+    engine = db.create_db_engine(db_uris["products"], workers)
+    try:
+        first = pids_of_connections_held_at_once(engine, workers)
+        assert pids_of_connections_held_at_once(engine, workers) == first
+    finally:
+        engine.dispose()
