@@ -18,6 +18,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from common import pg
 from common.config import database_uri
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def create_db_engine(uri, workers=5):
     eventlet blocks the very worker that holds the lock, so each service
     process shares one connection and greenlets queue for it in the pool.
     psycopg2 yields to eventlet on its own (nameko's monkey patch); plain
-    ``postgresql://`` means psycopg2 here, not SQLAlchemy 2.1's psycopg 3.
+    ``postgresql://`` means psycopg2 here, not SQLAlchemy 2.1's psycopg 3,
+    through common.pg's dialect, which sends a transaction's ``BEGIN`` with
+    its first statement rather than in a round trip of its own.
 
     The pool keeps a connection open for each of ``workers`` (the service's
     ``max_workers``) plus the outbox relay: a pool smaller than the workers
@@ -45,8 +48,8 @@ def create_db_engine(uri, workers=5):
     for many transactions.
     """
     url = make_url(uri)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg2")
+    if url.drivername in ("postgresql", "postgresql+psycopg2"):
+        url = url.set(drivername=f"postgresql+{pg.DRIVER}")
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)

@@ -75,9 +75,18 @@ def db_uris(database_engines):
             else:
                 for table in tables:
                     connection.execute(text(f"DELETE FROM {table}"))
+    # as configured: postgresql://, where the engine's URL names common.pg's driver
     return {
-        name: engine.url.render_as_string(hide_password=False)
+        name: engine.url.set(drivername=engine.dialect.name).render_as_string(hide_password=False)
         for name, engine in database_engines.items()}
+
+
+@pytest.fixture
+def engine(db_uris):
+    """An engine of its own on the products service's (emptied) database."""
+    engine = create_db_engine(db_uris["products"])
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

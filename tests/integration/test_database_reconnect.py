@@ -19,13 +19,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def engine(db_uris):
-    engine = db.create_db_engine(db_uris["products"])
-    yield engine
-    engine.dispose()
-
-
 def backend_pid(engine):
     with engine.connect() as connection:
         return connection.scalar(text("SELECT pg_backend_pid()"))
