@@ -99,13 +99,26 @@ def is_database_unavailable(exc):
     return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError))
 
 
-def page_query(model, ids, order, limit, offset):
+def page_query(model, ids, column, limit, offset, descending=False, total=None):
     """One page of the rows whose ids ``ids`` (a select of ``model.id``)
-    finds: the page's ids are chosen by ``ids`` alone, which an index can
-    answer without reading the table (a deep offset is skipped in the
-    index), and only the page's rows are read."""
-    page_ids = ids.order_by(order).limit(limit).offset(offset).scalar_subquery()
-    return select(model).where(model.id.in_(page_ids)).order_by(order)
+    finds, in ``column``'s order: the page's ids are chosen by ``ids``
+    alone, which an index can answer without reading the table (a deep
+    offset is skipped in the index), and only the page's rows are read.
+
+    Given ``total``, how many rows ``ids`` finds, a page nearer the end than
+    the start is found from the end: the index is walked backwards past
+    ``total - offset - limit`` entries rather than forwards past ``offset``,
+    so the last page costs what the first does. (A row added or removed
+    between the count and the page shifts the page by one, as it would
+    shift an offset.)"""
+    order = column.desc() if descending else column.asc()
+    from_end = None if total is None else total - offset - limit
+    if from_end is not None and offset < total and from_end < offset:
+        backwards = column.asc() if descending else column.desc()
+        page_ids = ids.order_by(backwards).limit(min(limit, total - offset)).offset(max(from_end, 0))
+    else:
+        page_ids = ids.order_by(order).limit(limit).offset(offset)
+    return select(model).where(model.id.in_(page_ids.scalar_subquery())).order_by(order)
 
 
 def waiting_rows(session, created_at, *conditions):

@@ -201,7 +201,8 @@ class OrdersService:
     def _page_of_orders(self, which, page):
         total = self.db.session.scalar(select(func.count(Order.id)).where(which))
         orders = self.db.session.scalars(page_query(
-            Order, select(Order.id).where(which), Order.id.desc(), page["limit"], page["offset"]))
+            Order, select(Order.id).where(which), Order.id, page["limit"], page["offset"],
+            descending=True))
         return {"items": order_schema.dump(orders, many=True), "total": total}
 
     def _order(self, order_id, user_id=None, with_lines=True):

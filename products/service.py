@@ -1,4 +1,4 @@
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 
 from common.db import Database, page_query, utcnow
 from common.entrypoints import health_check, rpc
@@ -6,7 +6,7 @@ from common.errors import NotFound
 from common.outbox import Outbox
 from common.schemas import PageSchema, load, load_id
 from common.telemetry import Telemetry
-from products.models import Base, OutboxMessage, Product
+from products.models import Base, CatalogueSize, OutboxMessage, Product
 from products.schemas import (
     ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
 
@@ -32,6 +32,7 @@ class ProductsService:
         product = Product(**fields, created_at=now, updated_at=now)
         self.db.session.add(product)
         self.db.session.flush()  # assigns the id
+        self._resize_catalogue(+1)
         created = product_schema.dump(product)
         self.outbox.add("product_created", created)
         self.db.session.commit()
@@ -46,9 +47,9 @@ class ProductsService:
         """A page of the catalogue in id order: ``{"items": [...], "total": n}``."""
         page = load(PageSchema, {"limit": limit, "offset": offset})
         active = select(Product.id).where(Product.deleted_at.is_(None))
-        total = self.db.session.scalar(select(func.count()).select_from(active.subquery()))
-        items = self.db.session.scalars(
-            page_query(Product, active, Product.id, page["limit"], page["offset"]))
+        total = self.db.session.scalar(select(CatalogueSize.products))
+        items = self.db.session.scalars(page_query(
+            Product, active, Product.id, page["limit"], page["offset"], total=total))
         return {"items": product_schema.dump(items, many=True), "total": total}
 
     @rpc
@@ -78,10 +79,22 @@ class ProductsService:
     @rpc
     def delete(self, product_id):
         """Take a product out of the catalogue (a soft delete)."""
-        product = self._active(product_id)
-        product.deleted_at = product.updated_at = utcnow()
-        self.outbox.add("product_deleted", {"id": product.id})
+        product_id, now = load_id(product_id, "product"), utcnow()
+        # conditional: of two deletions racing, one takes the product out
+        # (and counts it out of the catalogue), the other finds it gone
+        deleted = self.db.session.execute(
+            update(Product).where(Product.id == product_id, Product.deleted_at.is_(None))
+            .values(deleted_at=now, updated_at=now)).rowcount
+        if not deleted:
+            raise NotFound.entity("product", product_id)
+        self._resize_catalogue(-1)
+        self.outbox.add("product_deleted", {"id": product_id})
         self.db.session.commit()
+
+    def _resize_catalogue(self, change):
+        # after the product's own row: writers lock the two in the same order
+        self.db.session.execute(update(CatalogueSize).values(
+            products=CatalogueSize.products + change))
 
     def _active(self, product_id):
         product = self.db.session.get(Product, load_id(product_id, "product"))

@@ -63,9 +63,13 @@ def database_engines(base_config, tmp_path_factory):
         engine.dispose()
 
 
+# the rows a migration writes into an empty database, written again once emptied
+SEEDED_ROWS = {"catalogue_size": "INSERT INTO catalogue_size (id, products) VALUES (1, 0)"}
+
+
 @pytest.fixture
 def db_uris(database_engines):
-    """``DB_URIS`` for a test: every table empty."""
+    """``DB_URIS`` for a test: every table empty, but for the rows of SEEDED_ROWS."""
     for engine in database_engines.values():
         tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
         with engine.begin() as connection:
@@ -75,6 +79,8 @@ def db_uris(database_engines):
             else:
                 for table in tables:
                     connection.execute(text(f"DELETE FROM {table}"))
+            for table in set(tables) & set(SEEDED_ROWS):
+                connection.execute(text(SEEDED_ROWS[table]))
     # as configured: postgresql://, where the engine's URL names common.pg's driver
     return {
         name: engine.url.set(drivername=engine.dialect.name).render_as_string(hide_password=False)

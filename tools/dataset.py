@@ -23,7 +23,7 @@ from inventory import domain as inventory_domain
 from inventory.models import Reservation, ReservationLine, Stock
 from orders import domain as orders_domain
 from orders.models import Order, OrderLine
-from products.models import Product
+from products.models import CatalogueSize, Product
 
 RESERVATION_OF = {
     orders_domain.AWAITING_PAYMENT: inventory_domain.RESERVED,
@@ -49,6 +49,8 @@ def insert_products(products_engine, inventory_engine, count, on_hand):
                 {"product_id": product_id, "on_hand": on_hand, "reserved": 0}
                 for product_id in new_ids])
             ids.extend(new_ids)
+        products_db.execute(update(CatalogueSize).values(
+            products=CatalogueSize.products + len(ids)))
     return ids
 
 

@@ -45,6 +45,27 @@ def test_list_pages_in_id_order_with_the_total(service):
     assert page["total"] == 5
 
 
+@pytest.mark.parametrize("limit", [1, 3, 4])
+def test_every_page_is_the_catalogue_in_id_order_whichever_end_it_is_read_from(service, limit):
+    ids = [make(service, name=f"P{n}")["id"] for n in range(11)]
+    service.delete(ids[3])
+    service.delete(ids[8])
+    active = [product_id for product_id in ids if product_id not in (ids[3], ids[8])]
+    for offset in range(len(active) + 2):
+        page = service.list(limit=limit, offset=offset)
+        assert [item["id"] for item in page["items"]] == active[offset:offset + limit], offset
+        assert page["total"] == len(active)
+
+
+def test_a_product_deleted_twice_leaves_the_catalogue_once(service):
+    first, second = make(service, name="A"), make(service, name="B")
+    service.delete(first["id"])
+    with pytest.raises(NotFound):
+        service.delete(first["id"])
+    assert service.list()["total"] == 1
+    assert [item["id"] for item in service.list()["items"]] == [second["id"]]
+
+
 @pytest.mark.parametrize("limit, offset", [(0, 0), (101, 0), (10, -1), ("x", 0)])
 def test_list_refuses_bad_paging(service, limit, offset):
     with pytest.raises(InvalidInput):
