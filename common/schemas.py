@@ -4,7 +4,8 @@ import functools
 import re
 from decimal import Decimal
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    EXCLUDE, Schema, ValidationError, fields, validate, validates_schema)
 
 from common.db import CENT
 from common.errors import InvalidInput, NotFound
@@ -109,3 +110,16 @@ class PageSchema(Schema):
     limit = fields.Integer(
         load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID))
+
+
+class KeysetPageSchema(PageSchema):
+    """``limit``, and ``offset`` or ``after``: the rows after the one whose id
+    is ``after``, in id order (a keyset page: as cheap at any depth, where an
+    offset is walked up to)."""
+
+    after = fields.Integer(validate=validate.Range(min=0, max=MAX_ID))
+
+    @validates_schema
+    def offset_or_after(self, data, **kwargs):
+        if "after" in data and data["offset"]:
+            raise ValidationError("Give offset or after, not both.", "after")

@@ -40,7 +40,7 @@ PRODUCT_EVENTS = ("product_created", "product_updated", "product_deleted")
 
 
 class Catalogue:
-    """Products by id and pages by (limit, offset), each for at most
+    """Products by id and pages by their query, each for at most
     ``ttl_seconds``, at most ``max_entries`` in all. Serves nothing until
     :meth:`go_live`."""
 
@@ -57,9 +57,10 @@ class Catalogue:
         """The product, from memory or ``fetch(product_id)``."""
         return self._read(("product", product_id), lambda: fetch(product_id))
 
-    def page(self, limit, offset, fetch):
-        """A page of the catalogue, from memory or ``fetch(limit, offset)``."""
-        return self._read(("page", limit, offset), lambda: fetch(limit, offset))
+    def page(self, fetch, **query):
+        """A page of the catalogue, from memory or ``fetch(**query)``
+        (``limit``, ``offset``, ``after``)."""
+        return self._read(("page", *sorted(query.items())), lambda: fetch(**query))
 
     def forget(self, product_id=None):
         """A product was created, changed or deleted: forget it and every

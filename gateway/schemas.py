@@ -93,6 +93,7 @@ class _Page(Schema):
 
 class ProductPage(_Page):
     items = fields.List(fields.Nested(ProductOut), required=True)
+    after = fields.Integer(metadata={"description": "as asked: the page starts after this id"})
 
 
 class StockOut(Schema):

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
 from common.rpc import ServiceRpc
 from common.metrics import CONTENT_TYPE_LATEST
-from common.schemas import PageSchema, schema_of
+from common.schemas import KeysetPageSchema, schema_of
 from common.telemetry import Telemetry
 from common.web import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
@@ -140,15 +140,12 @@ class GatewayService:
         return json_response(200, self.users.get_user(claims.user_id))
 
     @http("GET", "/products")
-    @documented("A page of the catalogue", "catalogue", query=PageSchema,
+    @documented("A page of the catalogue", "catalogue", query=KeysetPageSchema,
                 answers={200: (ProductPage, "The page")})
     def list_products(self, request):
-        page = load_query(request, PageSchema)
-        listing = self.catalogue.page(page["limit"], page["offset"], self._fetch_page)
+        page = load_query(request, KeysetPageSchema)
+        listing = self.catalogue.page(self.products.list, **page)
         return json_response(200, {**listing, **page})
-
-    def _fetch_page(self, limit, offset):
-        return self.products.list(limit=limit, offset=offset)
 
     @http("GET", f"/products/{PRODUCT_ID}")
     @documented("One product", "catalogue", answers={200: (ProductOut, "The product")})

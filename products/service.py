@@ -4,7 +4,7 @@ from common.db import Database, page_query, utcnow
 from common.entrypoints import health_check, rpc
 from common.errors import NotFound
 from common.outbox import Outbox
-from common.schemas import PageSchema, load, load_id
+from common.schemas import KeysetPageSchema, load, load_id
 from common.telemetry import Telemetry
 from products.models import Base, CatalogueSize, OutboxMessage, Product
 from products.schemas import (
@@ -43,13 +43,20 @@ class ProductsService:
         return product_schema.dump(self._active(product_id))
 
     @rpc
-    def list(self, limit=20, offset=0):
-        """A page of the catalogue in id order: ``{"items": [...], "total": n}``."""
-        page = load(PageSchema, {"limit": limit, "offset": offset})
+    def list(self, limit=20, offset=0, after=None):
+        """A page of the catalogue in id order: ``{"items": [...], "total": n}``;
+        with ``after``, the products after the one with that id (no ``offset``)."""
+        page = load(KeysetPageSchema, {"limit": limit, "offset": offset, **(
+            {} if after is None else {"after": after})})
         active = select(Product.id).where(Product.deleted_at.is_(None))
         total = self.db.session.scalar(select(CatalogueSize.products))
-        items = self.db.session.scalars(page_query(
-            Product, active, Product.id, page["limit"], page["offset"], total=total))
+        if "after" in page:
+            query = page_query(Product, active.where(Product.id > page["after"]), Product.id,
+                               page["limit"], 0)
+        else:
+            query = page_query(Product, active, Product.id, page["limit"], page["offset"],
+                               total=total)
+        items = self.db.session.scalars(query)
         return {"items": product_schema.dump(items, many=True), "total": total}
 
     @rpc

@@ -86,8 +86,8 @@ TARGETS = (
 )
 MAX_RSS_MB = 150
 EXPIRY_TARGET_SECONDS = 60
-SCENARIOS = ("product", "catalogue", "catalogue-pages", "catalogue-deep", "orders-pages",
-             "orders-deep", "place", "flow", "expiry")
+SCENARIOS = ("product", "catalogue", "catalogue-pages", "catalogue-deep", "catalogue-keyset",
+             "orders-pages", "orders-deep", "place", "flow", "expiry")
 # --data-scale: what a shop that has run for a year holds
 SCALE_PRODUCTS = 100_000
 SCALE_ORDERS = 1_000_000
@@ -151,6 +151,10 @@ def main(argv=None):
                                        # a quick run's catalogue is smaller than PAGES
                                        ids=(max(0, catalogue_size - PAGES),
                                             max(0, catalogue_size - 20))),
+                # keyset pages from the middle, where an offset walks furthest
+                "catalogue-keyset": dict(url=shop, path="/products?limit=20&after={id}",
+                                         ids=(max(0, catalogue_size // 2 - PAGES // 2),
+                                              catalogue_size // 2 + PAGES // 2)),
                 "orders-pages": dict(url=shop, path="/orders?limit=20&offset={id}",
                                      ids=(0, PAGES - 20), token=customers[-1]),
                 "orders-deep": dict(url=shop, path="/orders?limit=20&offset={id}",
@@ -523,7 +527,8 @@ def make_report(args, duration, products, results, expiry, memory):
                       f"{compared['products']:,}-product run of {compared['when']} "
                       "(throughput as a ratio to the floor)",
             "met": all(row["slowdown"] <= SCALE_TOLERANCE for row in compared["rows"])})
-    for deep, near in (("catalogue-deep", "catalogue-pages"), ("orders-deep", "orders-pages")):
+    for deep, near in (("catalogue-deep", "catalogue-pages"), ("catalogue-keyset", "catalogue-pages"),
+                       ("orders-deep", "orders-pages")):
         if args.data_scale and (deep, 16) in by_key and (near, 16) in by_key:
             targets.append({
                 "target": f"{deep}: deep pages within 2x of the first pages (c=16 throughput)",

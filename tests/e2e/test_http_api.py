@@ -86,9 +86,22 @@ def test_paging_bounds(api):
         api.call("POST", "/products", token=admin, json={"name": f"P{n}", "price": "1.00"})
     page = api.call("GET", "/products", params={"limit": 2, "offset": 2}).json()
     assert (len(page["items"]), page["total"], page["limit"], page["offset"]) == (1, 3, 2, 2)
-    for params in ({"limit": 101}, {"limit": 0}, {"offset": -1}, {"limit": "ten"}):
+    for params in ({"limit": 101}, {"limit": 0}, {"offset": -1}, {"limit": "ten"},
+                   {"after": -1}, {"after": "x"}, {"after": 1, "offset": 1}):
         response = api.call("GET", "/products", params=params)
         assert response.status_code == 400, params
+
+
+def test_a_page_after_a_product_goes_on_from_it(api):
+    admin = api.admin_token()
+    ids = [api.call("POST", "/products", token=admin, json={"name": f"P{n}", "price": "1.00"})
+           .json()["id"] for n in range(5)]
+    api.call("DELETE", f"/products/{ids[2]}", token=admin)
+    page = api.call("GET", "/products", params={"limit": 2, "after": ids[1]}).json()
+    assert [item["id"] for item in page["items"]] == [ids[3], ids[4]]
+    assert (page["total"], page["limit"], page["after"]) == (4, 2, ids[1])
+    last = api.call("GET", "/products", params={"limit": 2, "after": ids[4]}).json()
+    assert last["items"] == []
 
 
 def test_bad_requests_get_json_errors_not_500s(api):

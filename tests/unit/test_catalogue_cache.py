@@ -55,12 +55,12 @@ def test_an_event_forgets_its_product_and_every_page_but_not_other_products(cata
     products = Products()
     catalogue.product(1, products.get)
     catalogue.product(2, products.get)
-    catalogue.page(2, 0, products.list)
+    catalogue.page(products.list, limit=2, offset=0)
     products.prices[1] = "9.00"
     catalogue.forget(1)
     calls = products.calls
     assert catalogue.product(1, products.get)["price"] == "9.00"
-    assert catalogue.page(2, 0, products.list)["items"][0]["price"] == "9.00"
+    assert catalogue.page(products.list, limit=2, offset=0)["items"][0]["price"] == "9.00"
     catalogue.product(2, products.get)
     assert products.calls == calls + 2  # product 1 and the page; product 2 from memory
 
@@ -93,7 +93,7 @@ def test_the_least_recently_used_entry_goes_first(catalogue):
     for product_id in (1, 2, 3):
         catalogue.product(product_id, products.get)
     catalogue.product(1, products.get)             # 2 is now the least recently used
-    catalogue.page(1, 0, products.list)            # a fourth entry
+    catalogue.page(products.list, limit=1, offset=0)            # a fourth entry
     assert len(catalogue) == 3
     calls = products.calls
     catalogue.product(1, products.get)

@@ -57,6 +57,23 @@ def test_every_page_is_the_catalogue_in_id_order_whichever_end_it_is_read_from(s
         assert page["total"] == len(active)
 
 
+def test_a_keyset_page_holds_the_products_after_the_given_id(service):
+    ids = [make(service, name=f"P{n}")["id"] for n in range(6)]
+    service.delete(ids[2])
+    page = service.list(limit=2, after=ids[1])
+    assert [item["id"] for item in page["items"]] == [ids[3], ids[4]]
+    assert page["total"] == 5
+    assert [item["id"] for item in service.list(limit=3, after=0)["items"]] == [
+        ids[0], ids[1], ids[3]]
+    assert service.list(after=ids[5])["items"] == []
+
+
+def test_a_page_takes_an_offset_or_an_id_to_start_after_not_both(service):
+    with pytest.raises(InvalidInput) as error:
+        service.list(offset=1, after=1)
+    assert list(error.value.details) == ["after"]
+
+
 def test_a_product_deleted_twice_leaves_the_catalogue_once(service):
     first, second = make(service, name="A"), make(service, name="B")
     service.delete(first["id"])
