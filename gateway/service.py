@@ -144,13 +144,22 @@ class GatewayService:
                 answers={200: (ProductPage, "The page")})
     def list_products(self, request):
         page = load_query(request, KeysetPageSchema)
-        listing = self.catalogue.page(self.products.list, **page)
+        listing = self.catalogue.page(self._fetch_page, **page)
         return json_response(200, {**listing, **page})
+
+    # The products service's methods, looked up on a miss only: looking one
+    # up builds nameko's method proxy and its publisher, about 20 us, a
+    # twentieth of a read answered from memory.
+    def _fetch_page(self, **query):
+        return self.products.list(**query)
+
+    def _fetch_product(self, product_id):
+        return self.products.get(product_id)
 
     @http("GET", f"/products/{PRODUCT_ID}")
     @documented("One product", "catalogue", answers={200: (ProductOut, "The product")})
     def get_product(self, request, product_id):
-        return json_response(200, self.catalogue.product(product_id, self.products.get))
+        return json_response(200, self.catalogue.product(product_id, self._fetch_product))
 
     @http("POST", "/products")
     @documented("Add a product", "catalogue", auth="admin", body=ProductBody,
@@ -192,7 +201,7 @@ class GatewayService:
     def add_stock(self, request, product_id):
         self.auth.admin(request)
         body = load_body(request, StockQuantityBody)
-        self.catalogue.product(product_id, self.products.get)  # 404 for an unknown product
+        self.catalogue.product(product_id, self._fetch_product)  # 404 for an unknown product
         return json_response(200, self.inventory.add_stock(product_id, body["quantity"]))
 
     @http("DELETE", f"/inventory/{PRODUCT_ID}")

@@ -549,8 +549,8 @@ def make_report(args, duration, products, results, small, expiry, memory):
                       f"scenario at {products:,} products, before the data was loaded "
                       "(throughput as a ratio to the floor)",
             "met": all(row["slowdown"] <= SCALE_TOLERANCE for row in compared)})
-    for deep, near in (("catalogue-deep", "catalogue-pages"), ("catalogue-keyset", "catalogue-pages"),
-                       ("orders-deep", "orders-pages")):
+    for deep, near in (("catalogue-deep", "catalogue-pages"),
+                       ("catalogue-keyset", "catalogue-pages"), ("orders-deep", "orders-pages")):
         if args.data_scale and (deep, 16) in by_key and (near, 16) in by_key:
             targets.append({
                 "target": f"{deep}: deep pages within 2x of the first pages (c=16 throughput)",
@@ -567,7 +567,8 @@ def make_report(args, duration, products, results, small, expiry, memory):
         "database": args.database, "seconds_per_scenario": duration, "products": products,
         "data_scale": args.data_scale,
         "machine": {"cpus": os.cpu_count()},
-        "results": results, "before_data_scale": small, "expiry": expiry, "rss_mb": memory, "targets": targets,
+        "results": results, "before_data_scale": small, "expiry": expiry, "rss_mb": memory,
+        "targets": targets,
         "compared_to_small_data": compared,
         "history": json.loads((ROOT / "tools" / "bench_history.json").read_text()),
     }
