@@ -99,6 +99,15 @@ def is_database_unavailable(exc):
     return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError))
 
 
+def deferred(statement):
+    """``statement`` (an INSERT, UPDATE or DELETE whose answer nobody reads),
+    sent on PostgreSQL in one message with the next statement of its
+    transaction, or with its COMMIT, instead of in a round trip of its own
+    (common.pg). Its error, if it fails, is raised by the statement or the
+    commit that carried it. Elsewhere (SQLite) it runs when executed."""
+    return statement.execution_options(**{pg.DEFERRED: True})
+
+
 def page_query(model, ids, column, limit, offset, descending=False, total=None):
     """One page of the rows whose ids ``ids`` (a select of ``model.id``)
     finds, in ``column``'s order: the page's ids are chosen by ``ids``

@@ -33,11 +33,11 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from nameko.messaging import HeaderEncoder
-from sqlalchemy import JSON, Index, String, Text, delete, event, insert, select, update
+from sqlalchemy import JSON, Index, String, Text, delete, event, insert, select, text, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from common.config import OutboxSettings
-from common.db import Database, UtcDateTime, utcnow, waiting_rows
+from common.db import Database, UtcDateTime, deferred, utcnow, waiting_rows
 from common.events import envelope, publish_span
 from common.telemetry import telemetry_of, tracer_of
 
@@ -51,6 +51,10 @@ MARK_DELAY_SECONDS = 0.25
 PRUNE_BATCH_SIZE = 1000
 # how often the relay looks for sent rows past their retention
 PRUNE_SECONDS = 60.0
+# outbox row ids a process takes from the table's sequence at a time
+ID_BLOCK_SIZE = 100
+TAKE_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                "FROM generate_series(1, :count)")
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +98,10 @@ class OutboxWriter:
         with self.provider.tracer.outgoing(self.worker_ctx, *publish_span(service_name, event_type)):
             headers = self.provider.get_message_headers(self.worker_ctx)
         payload = envelope(service_name, event_type, data)
-        row_id = session.execute(self.provider.insert_row, {
+        row_id = self.provider.insert_row(session, {
             "event_type": event_type, "payload": payload, "headers": headers,
             "created_at": now, "next_attempt_at": now + timedelta(seconds=HANDOFF_SECONDS),
-        }).scalar_one()
+        })
         session.info["outbox_worker"] = self.worker_ctx
         session.info.setdefault("outbox_rows", []).append(
             (row_id, event_type, payload, headers))
@@ -132,7 +136,9 @@ class Outbox(DependencyProvider, HeaderEncoder):
         # flush: the hot paths write a row per request, and the flush's
         # bookkeeping, like building the statement, cost more than running it
         table = self.model.__table__
-        self.insert_row = insert(table).returning(table.c.id)
+        self.insert_returning_id = insert(table).returning(table.c.id)
+        self.insert_deferred = deferred(insert(table))
+        self.spare_ids = []  # taken from the table's sequence (PostgreSQL)
         settings = OutboxSettings().load(self.container.config.get("OUTBOX") or {})
         self.retention = timedelta(seconds=settings["RETENTION_SECONDS"])
         self.wakeup = Event()
@@ -166,6 +172,24 @@ class Outbox(DependencyProvider, HeaderEncoder):
 
     def get_dependency(self, worker_ctx):
         return OutboxWriter(self, worker_ctx)
+
+    def insert_row(self, session, row):
+        """Insert an outbox row; returns its id. On PostgreSQL the id comes
+        first, from a block taken from the table's sequence, so that the
+        INSERT needs no answer and goes out with the next statement or the
+        COMMIT (common.db.deferred): a round trip less per event. Ids stay
+        unique, but two processes' rows interleave out of their order of
+        writing (nothing relies on it: the relay retries by id, oldest id
+        first, whatever process wrote it)."""
+        if session.get_bind().dialect.name != "postgresql":
+            return session.execute(self.insert_returning_id, row).scalar_one()
+        if not self.spare_ids:
+            taken = session.scalars(
+                TAKE_IDS, {"table": self.model.__tablename__, "count": ID_BLOCK_SIZE})
+            self.spare_ids.extend(sorted(taken, reverse=True))  # popped lowest first
+        row_id = self.spare_ids.pop()
+        session.execute(self.insert_deferred, {**row, "id": row_id})
+        return row_id
 
     def _after_commit(self, session):
         rows = session.info.pop("outbox_rows", None)

@@ -12,44 +12,109 @@ failing statement leaves the transaction open and aborted, as psycopg2's
 would be), ``COMMIT`` and ``ROLLBACK`` end it as statements. A transaction
 that sent no statement sends nothing at all.
 
+A statement marked ``deferred`` (``common.db.deferred``) does not go out
+when it is executed: it waits, bound to its parameters, and goes in the same
+message as the next statement of its transaction, or as its ``COMMIT`` (it is
+dropped with a ``ROLLBACK``). PostgreSQL runs the statements of one message
+in order and stops at the first that fails, so a deferred statement's error
+is raised by the statement that carried it, or by the commit, with its own
+message (the constraint it broke). Only a statement whose answer nobody
+reads can wait: one without ``RETURNING``, whose row count is not used.
+
 The ``AUTOCOMMIT`` isolation level (for ``VACUUM`` or ``CREATE DATABASE``)
 sends no ``BEGIN``; the other levels are set for the session.
 ``create_db_engine`` uses this dialect for every PostgreSQL URI.
 """
+import psycopg2
 import psycopg2.extensions
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 
 DRIVER = "psycopg2_lazybegin"
+# the execution option common.db.deferred sets
+DEFERRED = "shop_deferred"
 
 
 class LazyBeginConnection(psycopg2.extensions.connection):
     """A psycopg2 connection that knows whether a transaction was begun, or
-    is open on the server."""
+    is open on the server, and holds the statements deferred until the next."""
 
     statement_autocommit = False  # the AUTOCOMMIT isolation level: no BEGIN
     begin_pending = False  # begun, but the server has not heard of it yet
     in_transaction = False  # the server's transaction is open
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deferred = []  # bound statements that go out with the next one
+
     def begin(self):
         self.begin_pending = not self.statement_autocommit
 
-    def with_begin(self, statement):
-        """``statement``, preceded by the pending ``BEGIN`` if there is one."""
-        if not self.begin_pending:
-            return statement
-        self.begin_pending = False
-        self.in_transaction = True
-        return f"BEGIN;{statement}"
+    def defer(self, cursor, statement, parameters):
+        """Keep ``statement`` for the next message, or run it now outside a
+        transaction (where nothing would carry it)."""
+        if self.begin_pending or self.in_transaction:
+            self.deferred.append(self._bound(cursor, statement, parameters))
+        else:
+            self.run(cursor, statement, parameters)
+
+    def run(self, cursor, statement, parameters=None):
+        """``statement``, after the pending ``BEGIN`` and deferred statements,
+        in one message."""
+        earlier = self._take_pending()
+        if not earlier:
+            cursor.execute(statement, parameters)
+        elif earlier == ["BEGIN"]:
+            cursor.execute(f"BEGIN;{statement}", parameters)
+        else:
+            # bound here: the earlier statements are bound already, and a
+            # percent sign in them must not be read as a placeholder
+            cursor.execute(";".join([*earlier, self._bound(cursor, statement, parameters)]))
+
+    def send_pending(self, cursor):
+        """The pending ``BEGIN`` and deferred statements, on their own (before
+        an executemany, which psycopg2 sends in pages of its own)."""
+        earlier = self._take_pending()
+        if earlier:
+            cursor.execute(";".join(earlier))
 
     def end(self, command):
-        """``COMMIT`` or ``ROLLBACK`` the server's transaction, if it has one."""
+        """``COMMIT`` or ``ROLLBACK`` the server's transaction, if it has one.
+        A ``COMMIT`` carries the deferred statements; a ``ROLLBACK`` drops them."""
+        if command == "COMMIT" and self.deferred:
+            statements = self._take_pending()
+        else:
+            statements, self.deferred = [], []
         self.begin_pending = False
         if self.in_transaction:
             # cleared first: a connection that fails here is discarded anyway
             self.in_transaction = False
             with self.cursor() as cursor:
-                cursor.execute(command)
+                try:
+                    cursor.execute(";".join([*statements, command]))
+                except psycopg2.Error:
+                    if statements:
+                        # a deferred statement failed: the server did not
+                        # reach the COMMIT, and its transaction is still
+                        # open, aborted (SQLAlchemy, seeing the commit
+                        # fail, would not roll back)
+                        cursor.execute("ROLLBACK")
+                    raise
+
+    def _take_pending(self):
+        statements = []
+        if self.begin_pending:
+            self.begin_pending = False
+            self.in_transaction = True
+            statements.append("BEGIN")
+        if self.deferred:
+            statements += self.deferred
+            self.deferred = []
+        return statements
+
+    def _bound(self, cursor, statement, parameters):
+        return cursor.mogrify(statement, parameters).decode(
+            psycopg2.extensions.encodings[self.encoding])
 
 
 class LazyBeginDialect(PGDialect_psycopg2):
@@ -92,15 +157,18 @@ class LazyBeginDialect(PGDialect_psycopg2):
         _unproxied(dbapi_connection).end("ROLLBACK")
 
     def do_execute(self, cursor, statement, parameters, context=None):
-        cursor.execute(cursor.connection.with_begin(statement), parameters)
+        if context is not None and context.execution_options.get(DEFERRED):
+            if context.compiled is not None and context.compiled.effective_returning:
+                raise ValueError(f"A statement with RETURNING cannot be deferred: {statement}")
+            cursor.connection.defer(cursor, statement, parameters)
+        else:
+            cursor.connection.run(cursor, statement, parameters)
 
     def do_execute_no_params(self, cursor, statement, context=None):
-        cursor.execute(cursor.connection.with_begin(statement))
+        cursor.connection.run(cursor, statement)
 
     def do_executemany(self, cursor, statement, parameters, context=None):
-        begin = cursor.connection.with_begin("")
-        if begin:  # psycopg2 runs the statement once per page of rows
-            cursor.execute(begin)
+        cursor.connection.send_pending(cursor)
         super().do_executemany(cursor, statement, parameters, context)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from common.db import utcnow
+from common.db import deferred, utcnow
 from common.errors import Conflict
 from inventory.domain import (
     CANCELLED, COMMITTED, FAILED, INSUFFICIENT_STOCK, RELEASED, RESERVED, Shortage,
@@ -27,6 +27,9 @@ _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # CPU as running it.
 _INSERT_RESERVATION = insert(Reservation.__table__)
 _INSERT_RESERVATION_LINES = insert(ReservationLine.__table__)
+# a reservation's rows, sent with its first stock UPDATE (see reserve)
+_RECORD_INSERTS = {False: (_INSERT_RESERVATION, _INSERT_RESERVATION_LINES),
+                 True: (deferred(_INSERT_RESERVATION), deferred(_INSERT_RESERVATION_LINES))}
 _stock = Stock.__table__.c
 _RESERVE_LINE = (update(Stock.__table__)
                  .where(_stock.product_id == bindparam("line_product_id"),
@@ -91,8 +94,10 @@ def reserve(session, order_id, lines):
     """
     try:
         # the row claims the order id: a duplicate request, concurrent or
-        # not, fails on it (no query first: duplicates are rare)
-        reservation = _record(session, order_id, RESERVED, lines)
+        # not, fails on it (no query first: duplicates are rare). Its
+        # INSERTs go out with the first UPDATE below, which raises their
+        # IntegrityError here
+        reservation = _record(session, order_id, RESERVED, lines, defer=True)
         shortages = []
         # one lock order for every reservation, so two cannot deadlock
         for product_id, quantity in sorted(lines):
@@ -166,16 +171,17 @@ class Recorded:
     short: list | None = None
 
 
-def _record(session, order_id, status, lines, reason=None, short=None):
+def _record(session, order_id, status, lines, reason=None, short=None, defer=False):
     """Write the order's reservation and its lines. An IntegrityError if the
-    order already has one."""
+    order already has one (with ``defer``, raised by the next statement)."""
+    insert_reservation, insert_lines = _RECORD_INSERTS[defer]
     now = utcnow()
     # a None left out rather than written: it would be JSON null, not NULL
     why = {name: value for name, value in (("reason", reason), ("short", short))
            if value is not None}
-    session.execute(_INSERT_RESERVATION, {
+    session.execute(insert_reservation, {
         "order_id": order_id, "status": status, "created_at": now, "updated_at": now, **why})
     if lines:
-        session.execute(_INSERT_RESERVATION_LINES,
+        session.execute(insert_lines,
                         [{"order_id": order_id, "product_id": p, "quantity": q} for p, q in lines])
     return Recorded(order_id, status, reason, short)

@@ -5,7 +5,7 @@ from nameko.dependency_providers import Config
 from sqlalchemy import func, insert, select, true
 from sqlalchemy.orm import lazyload
 
-from common.db import Database, page_query, utcnow
+from common.db import Database, deferred, page_query, utcnow
 from common.entrypoints import config_timer, health_check, rpc
 from common.errors import Conflict, NotFound, PaymentRequired
 from common.events import handle_event
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 order_schema = OrderSchema()
 # built once: placing an order is the busiest write (see Order.transition_of_one)
 INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
-INSERT_ORDER_LINES = insert(OrderLine.__table__)
+# the lines go out with the outbox row's INSERT, which is sent anyway
+INSERT_ORDER_LINES = deferred(insert(OrderLine.__table__))
 # orders expired per statement (orders.expiry)
 EXPIRY_BATCH = 500
 

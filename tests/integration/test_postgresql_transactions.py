@@ -1,10 +1,12 @@
 """Transactions on PostgreSQL through common.pg, which sends ``BEGIN`` with a
-transaction's first statement instead of on its own: they are still all or
-nothing, and what the server sees is one message less. (PostgreSQL only.)"""
+transaction's first statement instead of on its own, and a deferred statement
+with the next one: they are still all or nothing, and what the server sees is
+fewer messages. (PostgreSQL only.)"""
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, text, update
 from sqlalchemy.exc import IntegrityError
 
+from common.db import deferred
 from tests.conftest import BACKEND
 
 pytestmark = [
@@ -111,3 +113,96 @@ def test_rows_written_many_at_once_are_part_of_the_transaction(engine):
         connection.rollback()
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM tx_probe")) == 1
+
+
+def last_query(observer, pid):
+    observer.commit()  # a transaction sees one snapshot of pg_stat_activity
+    return observer.scalar(text("SELECT query FROM pg_stat_activity WHERE pid = :pid"),
+                           {"pid": pid})
+
+
+@pytest.fixture
+def observed(engine):
+    """A connection, its server process id, and another connection to watch it."""
+    with engine.connect() as connection, engine.connect() as observer:
+        pid = connection.scalar(text("SELECT pg_backend_pid()"))
+        connection.commit()
+        yield connection, observer, pid
+
+
+def test_a_deferred_statement_travels_with_the_next_one(engine, observed):
+    connection, observer, pid = observed
+    connection.execute(deferred(text("UPDATE tx_probe SET v = 2")))
+    assert last_query(observer, pid) == "COMMIT"  # nothing sent yet
+    connection.execute(text("UPDATE tx_probe SET v = v + :step"), {"step": 1})
+    assert last_query(observer, pid) == (
+        "BEGIN;UPDATE tx_probe SET v = 2;UPDATE tx_probe SET v = v + 1")
+    connection.commit()
+    assert value(engine) == 3
+
+
+def test_a_deferred_statement_travels_with_the_commit(engine, observed):
+    connection, observer, pid = observed
+    connection.execute(deferred(text("UPDATE tx_probe SET v = :v")), {"v": 4})
+    connection.commit()
+    assert last_query(observer, pid) == "BEGIN;UPDATE tx_probe SET v = 4;COMMIT"
+    assert value(engine) == 4
+
+
+def test_a_rollback_drops_a_deferred_statement_unsent(engine, observed):
+    connection, observer, pid = observed
+    connection.execute(deferred(text("UPDATE tx_probe SET v = 5")))
+    connection.rollback()
+    assert last_query(observer, pid) == "COMMIT"  # the one after pg_backend_pid()
+    connection.execute(text("UPDATE tx_probe SET v = v + 1"))
+    connection.commit()
+    assert value(engine) == 1
+
+
+@pytest.mark.parametrize("carrier", ["statement", "commit"])
+def test_a_failing_deferred_statement_fails_what_carries_it_and_undoes_the_transaction(
+        engine, carrier):
+    with engine.connect() as connection:
+        connection.execute(text("UPDATE tx_probe SET v = 6"))
+        connection.execute(deferred(text("INSERT INTO tx_probe VALUES (1, 1)")))
+        with pytest.raises(IntegrityError, match="tx_probe_pkey"):
+            if carrier == "statement":
+                connection.execute(text("UPDATE tx_probe SET v = 7"))
+            else:
+                connection.commit()
+    assert value(engine) == 0
+    # the aborted transaction was rolled back: the pool's connection works on
+    with engine.connect() as connection:
+        connection.execute(text("UPDATE tx_probe SET v = 9"))
+        connection.commit()
+    assert value(engine) == 9
+
+
+def test_deferred_statements_keep_their_parameters_and_percent_signs(engine):
+    with engine.connect() as connection:
+        connection.execute(text("ALTER TABLE tx_probe ADD COLUMN note text"))
+        connection.execute(deferred(text("INSERT INTO tx_probe VALUES (:id, 0, :note)")),
+                           [{"id": 2, "note": "50% off, %s and %(x)s"}, {"id": 3, "note": "'"}])
+        connection.execute(deferred(text("UPDATE tx_probe SET note = '100%' WHERE id = 1")))
+        rows = connection.execute(text(
+            "SELECT id, note FROM tx_probe WHERE note LIKE :pattern ORDER BY id"),
+            {"pattern": "%"}).all()
+        connection.commit()
+    assert rows == [(1, "100%"), (2, "50% off, %s and %(x)s"), (3, "'")]
+
+
+def test_a_statement_with_returning_cannot_be_deferred(engine):
+    table = Table("tx_probe", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("v", Integer))
+    with engine.connect() as connection:
+        with pytest.raises(ValueError, match="RETURNING"):
+            connection.execute(deferred(
+                update(table).values(v=1).returning(table.c.id)))
+        connection.rollback()
+    assert value(engine) == 0
+
+
+def test_outside_a_transaction_a_deferred_statement_runs_at_once(engine):
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(deferred(text("UPDATE tx_probe SET v = 11")))
+        assert value(engine) == 11
