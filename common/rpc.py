@@ -83,7 +83,9 @@ class ServiceRpc(RpcProxy):
     def setup(self):
         settings = self.container.config["RPC"]
         self.timeout = settings["TIMEOUT_SECONDS"]
-        self.options["expiration"] = int(self.timeout * 1000)
+        # in seconds: kombu writes the milliseconds the broker wants (nameko
+        # passes the option through, though its docs speak of milliseconds)
+        self.options["expiration"] = self.timeout
         # Every request waits for the broker's confirm (nameko's default): it
         # tells a service that is not running (UnknownService) from a slow
         # one, and a quorum queue whose leader has just died on a cluster

@@ -15,6 +15,7 @@ from common.tokens import TokenCodec
 from gateway.service import GatewayService
 from orders.service import OrdersService
 from products.service import ProductsService
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +157,23 @@ def test_a_service_known_to_answer_is_still_found_missing_once_its_queue_is_gone
     assert took < 0.25
     assert response.json() == {"error": "service_unavailable",
                                "message": "The products service is not running"}
+
+
+def test_a_request_its_caller_gave_up_on_expires_in_the_queue(runner_factory, config, get_product):
+    """A service that comes back does not run what its callers stopped waiting for."""
+    SlowProducts.delay = 0
+    runner = runner_factory(config, GatewayService, SlowProducts)
+    runner.start()
+    get_container(runner, SlowProducts).stop()  # its durable queue stays
+    # a timeout, not "not running": the request was routed to the queue
+    assert get_product()[0].json()["error"] == "service_timeout"
+
+    def waiting():
+        with Connection(config["AMQP_URI"]) as connection:
+            return connection.default_channel.queue_declare(
+                "rpc-products", passive=True).message_count
+
+    wait_for(lambda: waiting() == 0, timeout=3)  # the timeout is 0.3 s
 
 
 def test_a_service_whose_database_is_down_answers_503_with_retry_after(
