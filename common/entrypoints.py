@@ -2,7 +2,6 @@
 import logging
 
 from kombu.entity import TRANSIENT_DELIVERY_MODE
-from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY)
@@ -14,6 +13,7 @@ from sqlalchemy import text
 from common.consumers import ShopQueueConsumer
 from common.db import is_database_unavailable
 from common.errors import ServiceUnavailable, ShopError
+from common.publisher import PooledPublisher
 from common.queues import quorum
 from common.rpc import BROKER_ERRORS
 
@@ -35,7 +35,7 @@ class NamekoContextHeaders:
                 if key.startswith(prefix)}
 
 
-class ReplyPublisher(Publisher):
+class ReplyPublisher(PooledPublisher):
     """An RPC reply goes to the caller's exclusive, non-durable reply queue:
     persisting it would write nothing that outlives the caller, and a confirm
     would hold the worker for a round trip that changes nothing (a reply

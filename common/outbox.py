@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 import eventlet
 from eventlet.event import Event
-from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.amqp.publish import UndeliverableMessage
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from common.config import OutboxSettings
 from common.db import Database, UtcDateTime, deferred, utcnow, waiting_rows
 from common.events import envelope, publish_span
+from common.publisher import PooledPublisher
 from common.telemetry import telemetry_of, tracer_of
 
 BATCH_SIZE = 50
@@ -127,7 +128,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
 
     def setup(self):
         self.exchange = get_event_exchange(self.container.service_name, self.container.config)
-        self.publisher = Publisher(
+        self.publisher = PooledPublisher(
             self.container.config[AMQP_URI_CONFIG_KEY],
             use_confirms=True, mandatory=True, declare=[self.exchange],
             # a broker that is down is retried by the relay, not inside one publish

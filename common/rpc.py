@@ -24,12 +24,13 @@ import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
-from nameko.rpc import ReplyListener, RpcProxy
+from nameko.rpc import MethodProxy, ReplyListener, RpcProxy
 from pybreaker import (
     STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError, CircuitBreakerListener)
 
 from common.consumers import ShopQueueConsumer
 from common.errors import ServiceUnavailable, ShopError
+from common.publisher import PooledPublisher
 from common.telemetry import telemetry_of, tracer_of
 from common.tracing import SpanKind
 
@@ -77,6 +78,12 @@ class ServiceBreaker(CircuitBreaker):
         return self.state.call(func, *args, **kwargs)
 
 
+class ShopMethodProxy(MethodProxy):
+    """nameko's MethodProxy, publishing through common.publisher's pool."""
+
+    publisher_cls = PooledPublisher
+
+
 class ServiceRpc(RpcProxy):
     rpc_reply_listener = ShopReplyListener()
 
@@ -109,7 +116,7 @@ class ServiceRpc(RpcProxy):
         super().start()
 
     def get_dependency(self, worker_ctx):
-        return GuardedServiceProxy(super().get_dependency(worker_ctx), self, worker_ctx)
+        return GuardedServiceProxy(self, worker_ctx)
 
 
 class BreakerGauge(CircuitBreakerListener):
@@ -126,14 +133,15 @@ class BreakerGauge(CircuitBreakerListener):
 class GuardedServiceProxy:
     """``self.products.get(1)``: the call, under the timeout and the breaker."""
 
-    def __init__(self, proxy, provider, worker_ctx):
-        self._proxy = proxy
+    def __init__(self, provider, worker_ctx):
         self._provider = provider
         self._worker_ctx = worker_ctx
 
     def __getattr__(self, method_name):
-        method = getattr(self._proxy, method_name)
-        target = self._provider.target_service
+        provider = self._provider
+        target = provider.target_service
+        method = ShopMethodProxy(self._worker_ctx, target, method_name,
+                                 provider.rpc_reply_listener, **provider.options)
 
         def call(*args, **kwargs):
             try:
