@@ -37,6 +37,10 @@ ERROR_DESCRIPTIONS = {
     429: "Too many failed attempts; see Retry-After",
     503: "A service did not answer in time or is failing; see Retry-After",
 }
+# eventlet's HTTP server refuses a request line (method, path and query) of
+# 8 KiB or more itself, before the API sees it, with an empty body
+REQUEST_LINE_TOO_LONG = {"description": "Request line (path and query) of 8 KiB or more, "
+                                        "refused by the HTTP server with an empty body"}
 
 
 @dataclass
@@ -146,6 +150,7 @@ def _operation(name, url, operation):
         responses[str(status)] = {
             "description": ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"schema": "Error"}}}
+    responses["414"] = REQUEST_LINE_TOO_LONG
     if parameters:
         result["parameters"] = parameters
     if operation.auth:

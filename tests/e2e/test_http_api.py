@@ -1,5 +1,6 @@
 """The HTTP API, end to end: requests -> gateway -> RabbitMQ -> services -> database."""
 import pytest
+import requests
 
 pytestmark = pytest.mark.e2e
 
@@ -127,6 +128,13 @@ def test_bad_requests_get_json_errors_not_500s(api):
         response = api.call(method, path, **kwargs)
         assert response.status_code == status, (method, path, response.text)
     assert "POST" in api.call("GET", "/login").headers["Allow"]
+
+
+def test_a_request_line_of_8_kib_is_refused_by_the_http_server_as_documented(api):
+    # not api.call, which checks for the JSON error every answer of the API has
+    response = requests.get(f"{api.base_url}/products?limit=20&q={'x' * 8192}", timeout=10)
+    assert response.status_code == 414 and response.content == b""
+    assert api.call("GET", "/products?limit=20").status_code == 200  # it serves on
 
 
 def test_a_body_nested_100000_levels_deep_is_a_malformed_body(api):

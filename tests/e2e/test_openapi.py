@@ -63,6 +63,8 @@ def test_every_operation_documents_its_errors_and_security(api):
                 assert "413" in responses
             if operation.get("security"):
                 assert "401" in responses, (method, path)
+            # the HTTP server's own refusal: no JSON body
+            assert "414" in responses and "content" not in responses["414"], (method, path)
     pay = document["paths"]["/orders/{order_id}/pay"]["post"]
     assert {"200", "401", "402", "404", "409", "503"} <= set(pay["responses"])
     create = document["paths"]["/products"]["post"]
