@@ -22,6 +22,9 @@ In the same run it measures the floor on this machine with stock Nameko
 service; and ``shop-one-hop``, the same call over the shop's RPC. Every scenario is reported with its throughput, latency
 percentiles, errors, and its throughput as a ratio to ``floor-one-hop`` at
 the same concurrency: these machines are noisy, ratios are what compare.
+The machine's speed drifts within minutes, so ``floor-one-hop`` runs
+between every two scenarios (for half their duration), and each scenario's
+ratio is to the mean of the floor measured just before and just after it.
 
 Writes var/bench/report.json and report.md, prints a summary table, and
 draws var/bench/chart.svg (tools/bench_chart.py), this run beside the one
@@ -206,24 +209,39 @@ def run_round(stack, bench, concurrency, names):
                       token=bench.customers[0],
                       body='{"items": [{"product_id": {id}, "quantity": 1}]}'),
     }
-    results = []
+    floor = scenarios.pop("floor-one-hop")
+    floor_duration = max(2, bench.duration / 2)
+
+    def measure(name, run, duration):
+        progress(f"c={concurrency:<3} {name:<14} {duration:g} s")
+        with cpu_meter(stack) as cpu:
+            result = run()
+        return {"scenario": name, "concurrency": concurrency, **result,
+                **cpu.per_request(result["requests"])}
+
+    def measure_floor():
+        return measure("floor-one-hop", lambda: run_wrk(concurrency, floor_duration, **floor),
+                       floor_duration)
+
+    floors, results = [measure_floor()], []
     for name, scenario in scenarios.items():
         if not (name.endswith("one-hop") or name.startswith("floor") or name in names):
             continue
         if name == "product":
             warm_up(bench.shop, bench.ids)
-        progress(f"c={concurrency:<3} {name:<14} {bench.duration:g} s")
-        with cpu_meter(stack) as cpu:
-            result = run_wrk(concurrency, bench.duration, **scenario)
-        results.append({"scenario": name, "concurrency": concurrency, **result,
-                        **cpu.per_request(result["requests"])})
+        result = measure(name, lambda: run_wrk(concurrency, bench.duration, **scenario),
+                         bench.duration)
+        floors.append(measure_floor())
+        result["floor"] = round((floors[-2]["throughput"] + floors[-1]["throughput"]) / 2, 1)
+        results.append(result)
     if "flow" in names:
-        progress(f"c={concurrency:<3} {'flow':<14} {bench.duration:g} s")
-        with cpu_meter(stack) as cpu:
-            result = run_flow(bench.shop, bench.customers[:concurrency], bench.ids, bench.duration)
-        results.append({"scenario": "flow", "concurrency": concurrency, **result,
-                        **cpu.per_request(result["requests"])})
-    return results
+        results.append(measure("flow", lambda: run_flow(
+            bench.shop, bench.customers[:concurrency], bench.ids, bench.duration),
+            bench.duration))
+    # the floor's row: its median run, with every run's throughput
+    middle = sorted(floors, key=lambda run: run["throughput"])[len(floors) // 2]
+    runs = [run["throughput"] for run in floors]
+    return [{**middle, "floor": middle["throughput"], "runs": runs}, *results]
 
 
 def draw_chart():
@@ -575,13 +593,14 @@ def make_report(args, duration, products, results, small, expiry, memory):
 
 
 def with_ratios(results):
-    """Each result's throughput as a ratio to the one-hop floor's, measured
-    at the same concurrency in the same round."""
-    floor = {result["concurrency"]: result["throughput"] for result in results
-             if result["scenario"] == "floor-one-hop"}
+    """Each result's throughput as a ratio to the one-hop floor's measured
+    beside it (``run_round``); the flow's, which has none beside it, to the
+    floor's median run at the same concurrency."""
+    median = {result["concurrency"]: result["throughput"] for result in results
+              if result["scenario"] == "floor-one-hop"}
     for result in results:
-        result["ratio"] = round(result["throughput"] / floor[result["concurrency"]], 2) \
-            if floor.get(result["concurrency"]) else None
+        floor = result.get("floor") or median.get(result["concurrency"])
+        result["ratio"] = round(result["throughput"] / floor, 2) if floor else None
 
 
 def compare_with_small_data(small, by_key):
@@ -615,6 +634,14 @@ def markdown(report):
             f"| {result['scenario']} | {result['concurrency']} | {result['throughput']} | "
             f"{result['ratio']} | {latency['p50']} | {latency['p95']} | {latency['p99']} | "
             f"{result['errors']} | {cpu['services']} | {cpu['broker']} | {cpu['database']} |")
+    floors = [result for result in report["results"]
+              if result["scenario"] == "floor-one-hop" and "runs" in result]
+    if floors:
+        lines += ["", "The one-hop floor ran before and after each scenario, which is compared "
+                  "with the mean of those two runs (req/s): " + "; ".join(
+                      f"c={floor['concurrency']} {min(floor['runs'])}-{max(floor['runs'])} "
+                      f"(median {floor['throughput']}, {len(floor['runs'])} runs)"
+                      for floor in floors) + "."]
     flows = [result for result in report["results"] if result["scenario"] == "flow"]
     if flows:
         lines += ["", "Full flow, place to `awaiting_payment` (ms): until the order's "
