@@ -634,8 +634,7 @@ def markdown(report):
             f"| {result['scenario']} | {result['concurrency']} | {result['throughput']} | "
             f"{result['ratio']} | {latency['p50']} | {latency['p95']} | {latency['p99']} | "
             f"{result['errors']} | {cpu['services']} | {cpu['broker']} | {cpu['database']} |")
-    floors = [result for result in report["results"]
-              if result["scenario"] == "floor-one-hop" and "runs" in result]
+    floors = [result for result in report["results"] if result["scenario"] == "floor-one-hop"]
     if floors:
         lines += ["", "The one-hop floor ran before and after each scenario, which is compared "
                   "with the mean of those two runs (req/s): " + "; ".join(
