@@ -7,13 +7,16 @@ publishes at least four messages per order (the RPC request and its reply,
 the reservation's request and its answer), so ``PooledPublisher`` looks the
 pool up once per broker URI and confirm mode and keeps it. It takes nameko's
 options, with their defaults, and publishes through the same pool of
-producers that nameko would use for them.
+producers that nameko would use for them. A publish with confirms goes out
+on the process's shared confirm channel instead (common.confirms).
 """
 from kombu import Connection
 from kombu.exceptions import ChannelError
 from kombu.pools import producers
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS
+
+from common.confirms import confirmed_channel
 
 _pools = {}
 
@@ -46,6 +49,11 @@ class PooledPublisher(Publisher):
             "priority": self.priority, "expiration": self.expiration,
             "serializer": self.serializer, "compression": self.compression,
             "retry": self.retry, "retry_policy": self.retry_policy, **given, **kwargs}
+        if use_confirms:
+            shared = confirmed_channel(self.amqp_uri, self.ssl, self.login_method)
+            if shared is not None:
+                shared.publish(payload, headers=headers, declare=declare, **options)
+                return
         pool = producer_pool(self.amqp_uri, use_confirms, self.ssl, self.login_method)
         with pool.acquire(block=True) as producer:
             try:

@@ -21,7 +21,7 @@ With tracing on, each call is a client span, the parent of the callee's.
 """
 
 import eventlet
-from amqp.exceptions import ConnectionError as AmqpConnectionError
+from amqp.exceptions import ConnectionError as AmqpConnectionError, MessageNacked
 from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 from nameko.rpc import MethodProxy, ReplyListener, RpcProxy
@@ -172,4 +172,7 @@ class GuardedServiceProxy:
         except BROKER_ERRORS:  # the request could not be sent
             raise _Unanswered(
                 "The message broker is unreachable", "broker_unavailable") from None
+        except MessageNacked:  # nor taken, on each channel the retry policy tried
+            raise _Unanswered(
+                "The message broker did not take the request", "broker_unavailable") from None
         return result

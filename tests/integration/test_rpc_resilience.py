@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import eventlet
 import pytest
 import requests
-from kombu import Connection
+from kombu import Connection, Exchange, Queue
 from nameko.rpc import rpc
 from nameko.testing.utils import get_container
 
@@ -189,3 +189,19 @@ def test_a_service_whose_database_is_down_answers_503_with_retry_after(
         assert response.json()["error"] == "database_unavailable"
         assert "database is unavailable" in response.json()["message"]
         assert response.headers["Retry-After"] == "1"
+
+
+def test_a_request_the_broker_will_not_take_answers_503_once_its_retries_are_spent(
+        runner_factory, config, get_product):
+    """A nack: a queue that refuses every message takes products' requests."""
+    config["RPC"]["TIMEOUT_SECONDS"] = 10  # more than the publish's retries take
+    runner_factory(config, GatewayService).start()
+    refusing = Queue("rpc-products", Exchange("nameko-rpc", type="topic", durable=True),
+                     routing_key="products.*", durable=False, auto_delete=True,
+                     queue_arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    with Connection(config["AMQP_URI"]) as connection:
+        refusing(connection.default_channel).declare()
+        response, took = get_product()
+    assert response.status_code == 503 and 3 <= took < 5  # 3 retries, a second apart
+    assert response.json() == {"error": "broker_unavailable",
+                               "message": "The message broker did not take the request"}
