@@ -12,8 +12,8 @@ publishes (RabbitMQ acks several at once with ``multiple``).
 
 What the blocking publish did is kept:
 
-- a nack raises ``MessageNacked``, unless the publish is retried. The
-  channel is retired after it: on RabbitMQ 3.10 a channel that was sending
+- a nack raises ``MessageNacked`` once the publish's retry policy has
+  tried again as often as it allows. The channel is retired after a nack: on RabbitMQ 3.10 a channel that was sending
   to a quorum queue whose leader died went on having every later message
   to that queue nacked, long after a new leader took over (make
   cluster-test), so the next publishes go out on a new connection;
@@ -151,10 +151,11 @@ class _Link:
             if self.error is not None:
                 raise self.error
             tag = self.next_tag
-            pending = _Pending(None)
-            if options.get("mandatory"):
-                pending.message_id = options.setdefault("message_id", f"p{next(_message_ids)}")
-                self.returnable[pending.message_id] = pending
+            message_id = (options.setdefault("message_id", f"p{next(_message_ids)}")
+                          if options.get("mandatory") else None)
+            pending = _Pending(message_id)
+            if message_id is not None:
+                self.returnable[message_id] = pending
             self.waiting[tag] = pending
             try:
                 for entity in declare:

@@ -123,7 +123,7 @@ def test_a_connection_the_broker_closes_is_made_again(shared, probe, rabbit_mana
     assert set(message["n"] for message in probe()) == set(range(1, 53))
 
 
-def test_a_publish_that_fails_raises_its_own_error_and_the_channel_goes_on(shared, probe):
+def test_a_publish_that_fails_raises_its_own_error_and_the_next_goes_through(shared, probe):
     with pytest.raises(EncodeError):
         shared.publish({"n": object()}, exchange=EXCHANGE.name, routing_key="probe.n",
                        serializer="json")
