@@ -58,30 +58,30 @@ migrate-queues: install
 # The crash test on a 3-node RabbitMQ cluster started under var/rabbitmq-cluster/, a node
 # killed mid-storm. CLUSTER_ARGS="--database postgresql --users 8 --duration 40"
 cluster-test: install
-	$(BIN)/python -m tools.cluster_test $(CLUSTER_ARGS)
+	$(BIN)/python -m tools.harness.cluster_test $(CLUSTER_ARGS)
 
 # The crash test: an order storm while services are killed and RabbitMQ
 # restarts. CHAOS_ARGS="--database postgresql --users 8 --duration 30"
 chaos: install
-	$(BIN)/python -m tools.chaos $(CHAOS_ARGS)
+	$(BIN)/python -m tools.harness.chaos $(CHAOS_ARGS)
 
 # Two instances each of products, orders and inventory under an order storm.
 scale-test: install
-	$(BIN)/python -m tools.scale $(SCALE_ARGS)
+	$(BIN)/python -m tools.harness.scale $(SCALE_ARGS)
 
 # The benchmark: the real stack on PostgreSQL, driven by wrk (apt install wrk).
-# BENCH_ARGS="--duration 5 --concurrency 16" and others: python -m tools.bench --help
+# BENCH_ARGS="--duration 5 --concurrency 16" and others: python -m tools.harness.bench --help
 # matplotlib, for the benchmark's chart, kept out of the services' virtualenv
 BENCH_VENV := .venv-bench
 bench: install $(BENCH_VENV)/.installed
-	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.harness.bench $(BENCH_ARGS)
 
 bench-quick: install $(BENCH_VENV)/.installed
-	$(BIN)/python -m tools.bench --quick $(BENCH_ARGS)
+	$(BIN)/python -m tools.harness.bench --quick $(BENCH_ARGS)
 
-$(BENCH_VENV)/.installed: tools/bench-requirements.txt
+$(BENCH_VENV)/.installed: tools/harness/bench-requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet -r tools/bench-requirements.txt
+	$(BENCH_VENV)/bin/pip install --quiet -r tools/harness/bench-requirements.txt
 	touch $@
 
 # Checks docker-compose.yml (docker-compose config: no Docker engine needed)
@@ -103,11 +103,11 @@ $(DEPLOY_VENV)/.installed: deploy/validate-requirements.txt
 FUZZ_VENV := .venv-fuzz
 fuzz: install $(FUZZ_VENV)/.installed
 	@mkdir -p var/fuzz
-	$(BIN)/python -m tools.fuzz $(FUZZ_ARGS)
+	$(BIN)/python -m tools.harness.fuzz $(FUZZ_ARGS)
 
-$(FUZZ_VENV)/.installed: tools/fuzz-requirements.txt
+$(FUZZ_VENV)/.installed: tools/harness/fuzz-requirements.txt
 	$(PYTHON) -m venv $(FUZZ_VENV)
-	$(FUZZ_VENV)/bin/pip install --quiet -r tools/fuzz-requirements.txt
+	$(FUZZ_VENV)/bin/pip install --quiet -r tools/harness/fuzz-requirements.txt
 	touch $@
 
 # Nameko's test fixtures make a vhost per test through the management API.

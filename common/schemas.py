@@ -7,12 +7,12 @@ from decimal import Decimal
 from marshmallow import (
     EXCLUDE, Schema, ValidationError, fields, validate, validates_schema)
 
-from common.db import CENT
 from common.errors import InvalidInput, NotFound
 
 MAX_ID = 2**31 - 1  # PostgreSQL integer; larger ids cannot exist
 MAX_PRICE = Decimal("1000000.00")
 MAX_PAGE_SIZE = 100
+CENT = Decimal("0.01")  # prices are whole cents, in the API and in the databases
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """Bearer tokens on requests, verified here with no RPC per request."""
 from common.errors import Forbidden, Unauthorized
-from common.tokens import Tokens
+from common.web.tokens import Tokens
 
 
 class RequestAuth:

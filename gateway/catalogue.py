@@ -28,11 +28,11 @@ from nameko.events import BROADCAST, EventHandler
 from nameko.extensions import DependencyProvider
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from common.consumers import ShopQueueConsumer
-from common.events import load_event
-from common.retry import InvalidEvent
+from common.messaging.consumers import ShopQueueConsumer
+from common.messaging.events import load_event
+from common.messaging.retry import InvalidEvent
+from common.observability.telemetry import telemetry_of
 from common.schemas import id_field
-from common.telemetry import telemetry_of
 
 log = logging.getLogger(__name__)
 

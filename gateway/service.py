@@ -9,11 +9,11 @@ from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
 from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
-from common.rpc import ServiceRpc
-from common.metrics import CONTENT_TYPE_LATEST
+from common.messaging.rpc import ServiceRpc
+from common.observability.metrics import CONTENT_TYPE_LATEST
+from common.observability.telemetry import Telemetry
 from common.schemas import KeysetPageSchema, schema_of
-from common.telemetry import Telemetry
-from common.web import empty_response, http, json_response, load_body, load_query
+from common.web.json_http import empty_response, http, json_response, load_body, load_query
 from gateway.auth import Auth
 from gateway.catalogue import CatalogueCache, catalogue_events, product_id_of
 from gateway.openapi import SWAGGER_PAGE, build_spec, documented

@@ -3,8 +3,8 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from common.db import UtcDateTime
-from common.outbox import OutboxMessageMixin
+from common.data.db import UtcDateTime
+from common.messaging.outbox import OutboxMessageMixin
 
 
 class Base(DeclarativeBase):
@@ -64,6 +64,6 @@ class ReservationLine(Base):
 
 
 class OutboxMessage(OutboxMessageMixin, Base):
-    """Events waiting to be published (common.outbox)."""
+    """Events waiting to be published (common.messaging.outbox)."""
 
     __tablename__ = "outbox"

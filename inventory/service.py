@@ -1,11 +1,11 @@
 import logging
 
-from common.db import Database
-from common.entrypoints import health_check, rpc
-from common.events import handle_event
-from common.outbox import Outbox
+from common.data.db import Database
+from common.messaging.entrypoints import health_check, rpc
+from common.messaging.events import handle_event
+from common.messaging.outbox import Outbox
+from common.observability.telemetry import Telemetry
 from common.schemas import load, load_id
-from common.telemetry import Telemetry
 from inventory import stock
 from inventory.domain import COMMITTED, RELEASED, answer
 from inventory.models import Base, OutboxMessage

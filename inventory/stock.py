@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from common.db import deferred, utcnow
+from common.data.db import deferred, utcnow
 from common.errors import Conflict
 from inventory.domain import (
     CANCELLED, COMMITTED, FAILED, INSUFFICIENT_STOCK, RELEASED, RESERVED, Shortage,

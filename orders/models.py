@@ -6,8 +6,8 @@ from sqlalchemy import (
     JSON, CheckConstraint, ForeignKey, Index, String, bindparam, case, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from common.db import Money, UtcDateTime
-from common.outbox import OutboxMessageMixin
+from common.data.db import Money, UtcDateTime
+from common.messaging.outbox import OutboxMessageMixin
 from orders.domain import TRANSITIONS
 
 
@@ -109,6 +109,6 @@ class CatalogueProduct(Base):
 
 
 class OutboxMessage(OutboxMessageMixin, Base):
-    """Events waiting to be published (common.outbox)."""
+    """Events waiting to be published (common.messaging.outbox)."""
 
     __tablename__ = "outbox"

@@ -7,8 +7,8 @@ stopped inventory service, a lost event or a stalled outbox: the alert
 """
 from nameko.extensions import DependencyProvider
 
-from common.db import Database, waiting_rows
-from common.telemetry import telemetry_of
+from common.data.db import Database, waiting_rows
+from common.observability.telemetry import telemetry_of
 from orders.domain import PENDING
 from orders.models import Order
 

@@ -5,14 +5,14 @@ from nameko.dependency_providers import Config
 from sqlalchemy import func, insert, select, true
 from sqlalchemy.orm import lazyload
 
-from common.db import Database, deferred, page_query, utcnow
-from common.entrypoints import config_timer, health_check, rpc
+from common.data.db import Database, deferred, page_query, utcnow
 from common.errors import Conflict, NotFound, PaymentRequired
-from common.events import handle_event
-from common.outbox import Outbox
-from common.rpc import ServiceRpc
+from common.messaging.entrypoints import config_timer, health_check, rpc
+from common.messaging.events import handle_event
+from common.messaging.outbox import Outbox
+from common.messaging.rpc import ServiceRpc
+from common.observability.telemetry import Telemetry
 from common.schemas import load, load_id
-from common.telemetry import Telemetry
 from orders import catalogue, expiry
 from orders.domain import (
     PENDING, merge_lines, next_status, price_lines, total_of)

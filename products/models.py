@@ -4,8 +4,8 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.db import Money, UtcDateTime
-from common.outbox import OutboxMessageMixin
+from common.data.db import Money, UtcDateTime
+from common.messaging.outbox import OutboxMessageMixin
 
 
 class Base(DeclarativeBase):
@@ -46,6 +46,6 @@ class CatalogueSize(Base):
 
 
 class OutboxMessage(OutboxMessageMixin, Base):
-    """Events waiting to be published (common.outbox)."""
+    """Events waiting to be published (common.messaging.outbox)."""
 
     __tablename__ = "outbox"

@@ -1,11 +1,11 @@
 from sqlalchemy import select, update
 
-from common.db import Database, page_query, utcnow
-from common.entrypoints import health_check, rpc
+from common.data.db import Database, page_query, utcnow
 from common.errors import NotFound
-from common.outbox import Outbox
+from common.messaging.entrypoints import health_check, rpc
+from common.messaging.outbox import Outbox
+from common.observability.telemetry import Telemetry
 from common.schemas import KeysetPageSchema, load, load_id
-from common.telemetry import Telemetry
 from products.models import Base, CatalogueSize, OutboxMessage, Product
 from products.schemas import (
     ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)

@@ -16,8 +16,8 @@ from nameko_sqlalchemy.database import DatabaseWrapper
 from sqlalchemy import inspect, text
 
 from common.config import load_config
-from common.db import create_db_engine, session_factory
-from common.migrations import upgrade
+from common.data.db import create_db_engine, session_factory
+from common.data.migrations import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("SHOP_TEST_DATABASE", "sqlite")
@@ -81,7 +81,7 @@ def db_uris(database_engines):
                     connection.execute(text(f"DELETE FROM {table}"))
             for table in set(tables) & set(SEEDED_ROWS):
                 connection.execute(text(SEEDED_ROWS[table]))
-    # as configured: postgresql://, where the engine's URL names common.pg's driver
+    # as configured: postgresql://, where the engine's URL names common.data.pg's driver
     return {
         name: engine.url.set(drivername=engine.dialect.name).render_as_string(hide_password=False)
         for name, engine in database_engines.items()}

@@ -11,7 +11,7 @@ import requests
 from nameko.events import event_handler
 from nameko.testing.services import entrypoint_waiter
 
-from common.events import EnvelopeSchema
+from common.messaging.events import EnvelopeSchema
 from tests.conftest import free_port
 
 

@@ -1,4 +1,12 @@
-"""Command-line tools for running and developing the shop (not imported by services)."""
+"""Commands for running and operating the shop; services never import them.
+
+What a user or an operator runs lives here: ``launch`` (``make run``),
+``preflight`` (what ``make run`` and ``make test`` need), ``migrate``,
+``demo_data``, ``dlq`` (dead letters), ``queues`` (``make migrate-queues``),
+``healthcheck`` (the container probes) and ``amqp`` (their broker
+connections). The load, crash, cluster, fuzz and benchmark harnesses are in
+``tools.harness``, which may import these commands but not the reverse.
+"""
 import warnings
 
 # nameko 2.14 imports eventlet, which warns on every start that it is deprecated

@@ -17,7 +17,7 @@ import pika
 from pika.exceptions import AMQPConnectionError
 
 from common.config import DEFAULT_CONFIG_PATH, load_config
-from common.retry import (
+from common.messaging.retry import (
     ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, FAILED_AT_HEADER, QUEUE_HEADER, REASON_HEADER,
     REDELIVERY_LIMIT)
 from tools.amqp import connect

@@ -11,7 +11,7 @@ from alembic import command
 from nameko.exceptions import ConfigurationError
 
 from common.config import DEFAULT_CONFIG_PATH, database_uri, load_config
-from common.migrations import alembic_config, upgrade
+from common.data.migrations import alembic_config, upgrade
 
 
 def migrate_all(config, services=None):

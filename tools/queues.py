@@ -23,8 +23,8 @@ import requests
 from kombu import Queue
 
 from common.config import DEFAULT_CONFIG_PATH, load_config
-from common.queues import QUORUM
-from common.retry import DEAD_LETTER_QUEUE, handler_queue, retry_queue
+from common.messaging.queues import QUORUM
+from common.messaging.retry import DEAD_LETTER_QUEUE, handler_queue, retry_queue
 from tools.amqp import connect, node_uris
 
 MIGRATING_SUFFIX = ".migrating"

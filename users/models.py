@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.db import UtcDateTime, utcnow
+from common.data.db import UtcDateTime, utcnow
 
 CUSTOMER = "customer"
 ADMIN = "admin"

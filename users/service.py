@@ -4,13 +4,13 @@ from nameko.dependency_providers import Config
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from common.db import Database
-from common.entrypoints import health_check, on_start, rpc
+from common.data.db import Database
 from common.errors import Conflict, NotFound, Unauthorized
-from common.events import EventPublisher
+from common.messaging.entrypoints import health_check, on_start, rpc
+from common.messaging.events import EventPublisher
+from common.observability.telemetry import Telemetry
 from common.schemas import load, load_id
-from common.telemetry import Telemetry
-from common.tokens import Tokens
+from common.web.tokens import Tokens
 from users.models import ADMIN, CUSTOMER, Base, User
 from users.passwords import PasswordHasher
 from users.schemas import CredentialsSchema, RegistrationSchema, UserIdsSchema, UserSchema

@@ -1,4 +1,4 @@
-from common.migrations import run_migrations
+from common.data.migrations import run_migrations
 from inventory.models import Base
 
 run_migrations(Base.metadata)

@@ -1,4 +1,4 @@
-from common.migrations import run_migrations
+from common.data.migrations import run_migrations
 from orders.models import Base
 
 run_migrations(Base.metadata)

@@ -13,15 +13,15 @@ import requests
 from nameko.testing.utils import get_container
 from sqlalchemy import create_engine, text
 
-from common.telemetry import telemetry_of
+from common.observability.telemetry import telemetry_of
 from gateway.service import GatewayService
 from inventory.service import InventoryService
 from orders.service import OrdersService
 from products.service import ProductsService
 from tests.conftest import free_port
 from tests.e2e.conftest import ADMIN, Api
-from tests.helpers import wait_for
 from tests.e2e.test_launcher import launch, read_until
+from tests.helpers import wait_for
 from users.service import UsersService
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ import time
 import jwt
 import pytest
 
-from common.tokens import TokenCodec
+from common.web.tokens import TokenCodec
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""common.confirms on the real broker: many green threads publishing with
+"""common.messaging.confirms on the real broker: many green threads publishing with
 confirms on one channel, each told what became of its own message."""
 import time
 
@@ -9,7 +9,7 @@ from kombu import Connection, Exchange, Queue
 from kombu.exceptions import EncodeError, OperationalError
 from nameko.amqp.publish import UndeliverableMessage
 
-from common.confirms import confirmed_channel
+from common.messaging.confirms import confirmed_channel
 from tests.conftest import free_port
 from tests.helpers import wait_for
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from common import db
+from common.data import db
 from tests.conftest import BACKEND
 
 pytestmark = [

@@ -10,9 +10,9 @@ from marshmallow import Schema, fields
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import event_dispatcher
 
-from common.events import envelope, handle_event
-from common.retry import REDELIVERY_LIMIT
-from common.telemetry import Telemetry, telemetry_of
+from common.messaging.events import envelope, handle_event
+from common.messaging.retry import REDELIVERY_LIMIT
+from common.observability.telemetry import Telemetry, telemetry_of
 from tests.helpers import wait_for
 from tools.dlq import DeadLetterQueue
 
@@ -127,7 +127,7 @@ def test_an_invalid_event_is_dead_lettered_at_once(flaky, send, dead_letters):
     send({"order_id": "not a number"})
     wait_for(lambda: dead_letters())
     [letter] = dead_letters()
-    assert letter.attempts == 1 and letter.reason.startswith("common.retry.InvalidEvent")
+    assert letter.attempts == 1 and letter.reason.startswith("common.messaging.retry.InvalidEvent")
     assert flaky.handled == []
 
 

@@ -8,13 +8,13 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import func, select
 
-from common.db import session_factory, utcnow
+from common.data.db import session_factory, utcnow
 from inventory.models import Reservation
 from inventory.service import InventoryService
 from orders.models import Order, OutboxMessage
 from orders.service import EXPIRY_BATCH, OrdersService
 from tests.helpers import wait_for
-from tools.dataset import insert_orders
+from tools.harness.dataset import insert_orders
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from nameko.testing.services import entrypoint_waiter
 from nameko.testing.utils import get_container
 from sqlalchemy import insert, select
 
-from common.db import Database, session_factory, utcnow
-from common.events import envelope
-from common.outbox import PRUNE_BATCH_SIZE, Outbox
-from common.telemetry import Telemetry, telemetry_of
+from common.data.db import Database, session_factory, utcnow
+from common.messaging.events import envelope
+from common.messaging.outbox import PRUNE_BATCH_SIZE, Outbox
+from common.observability.telemetry import Telemetry, telemetry_of
 from inventory.service import InventoryService
 from orders.models import Base, OutboxMessage
 from orders.service import OrdersService

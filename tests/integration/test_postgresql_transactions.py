@@ -1,4 +1,4 @@
-"""Transactions on PostgreSQL through common.pg, which sends ``BEGIN`` with a
+"""Transactions on PostgreSQL through common.data.pg, which sends ``BEGIN`` with a
 transaction's first statement instead of on its own, and a deferred statement
 with the next one: they are still all or nothing, and what the server sees is
 fewer messages. (PostgreSQL only.)"""
@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, text, update
 from sqlalchemy.exc import IntegrityError
 
-from common.db import deferred
+from common.data.db import deferred
 from tests.conftest import BACKEND
 
 pytestmark = [

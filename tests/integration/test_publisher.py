@@ -1,10 +1,10 @@
-"""common.publisher on the real broker: what nameko's Publisher would send,
+"""common.messaging.publisher on the real broker: what nameko's Publisher would send,
 through a pool of producers looked up once."""
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import UndeliverableMessage
 
-from common.publisher import PooledPublisher, producer_pool
+from common.messaging.publisher import PooledPublisher, producer_pool
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ clear error."""
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from common.queues import WrongQueueType
-from common.retry import REDELIVERY_LIMIT
+from common.messaging.queues import WrongQueueType
+from common.messaging.retry import REDELIVERY_LIMIT
 from inventory.service import InventoryService
 from orders.service import OrdersService
 from tests.helpers import wait_for

@@ -5,7 +5,7 @@ from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 
-from common.events import envelope
+from common.messaging.events import envelope
 from inventory.service import InventoryService
 from orders.service import OrdersService
 from products.service import ProductsService

@@ -11,7 +11,7 @@ from kombu import Connection, Exchange, Queue
 from nameko.rpc import rpc
 from nameko.testing.utils import get_container
 
-from common.tokens import TokenCodec
+from common.web.tokens import TokenCodec
 from gateway.service import GatewayService
 from orders.service import OrdersService
 from products.service import ProductsService

@@ -4,7 +4,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 
 from common.errors import Conflict, InvalidInput, Unauthorized
-from common.tokens import TokenCodec
+from common.web.tokens import TokenCodec
 from tests.helpers import event_recorder, waiting_for_event
 from users.service import UsersService
 

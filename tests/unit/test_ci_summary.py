@@ -3,7 +3,7 @@ files real pytest runs write, in pytest's own form."""
 import subprocess
 import sys
 
-from tools.ci_summary import summary
+from tools.harness.ci_summary import summary
 
 SUITE = '''
 import pytest

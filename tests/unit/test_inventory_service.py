@@ -3,8 +3,8 @@ import pytest
 from nameko.testing.services import worker_factory
 
 from common.errors import Conflict, InvalidInput, NotFound
-from common.events import envelope
-from common.retry import InvalidEvent
+from common.messaging.events import envelope
+from common.messaging.retry import InvalidEvent
 from inventory.service import InventoryService
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.metrics import ServiceMetrics
+from common.observability.metrics import ServiceMetrics
 from tests.helpers import prometheus_binary, running_prometheus, wait_for
 from tests.unit.test_deployment import compose, k8s
 

@@ -6,10 +6,10 @@ import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import update
 
-from common.db import utcnow
+from common.data.db import utcnow
 from common.errors import Conflict, InvalidInput, NotFound, PaymentRequired
-from common.events import envelope
-from common.retry import InvalidEvent
+from common.messaging.events import envelope
+from common.messaging.retry import InvalidEvent
 from orders.models import Order
 from orders.payments import PaymentDeclined
 from orders.service import OrdersService

@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from common.errors import Unauthorized
-from common.tokens import TokenCodec
+from common.web.tokens import TokenCodec
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -42,7 +42,7 @@ def test_a_token_verified_before_is_still_refused_once_it_expires(codec, monkeyp
 
 
 def test_only_valid_tokens_are_remembered_and_only_so_many(codec, monkeypatch):
-    monkeypatch.setattr("common.tokens.VERIFIED_CACHE_SIZE", 2)
+    monkeypatch.setattr("common.web.tokens.VERIFIED_CACHE_SIZE", 2)
     tokens = [codec.issue(user_id, "customer") for user_id in (1, 2, 3)]
     for token in tokens:
         codec.verify(token)

@@ -5,7 +5,7 @@ import pytest
 from nameko.testing.services import worker_factory
 
 from common.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from common.tokens import TokenCodec
+from common.web.tokens import TokenCodec
 from users.models import User
 from users.passwords import Passwords
 from users.service import UsersService

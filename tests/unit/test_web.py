@@ -7,7 +7,7 @@ from werkzeug.test import EnvironBuilder
 
 from common.errors import InvalidInput
 from common.schemas import field_messages, price_field
-from common.web import MAX_BODY_BYTES, JsonRequest, load_body
+from common.web.json_http import MAX_BODY_BYTES, JsonRequest, load_body
 
 
 class Body(Schema):

@@ -20,7 +20,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
-        # cents: see common.db.Money
+        # cents: see common.data.db.Money
         sa.Column("total", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.String(200), nullable=True),
         sa.Column("short", sa.JSON(), nullable=True),

@@ -19,7 +19,7 @@ def upgrade() -> None:
         "catalogue",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("name", sa.String(200), nullable=False),
-        # cents: see common.db.Money
+        # cents: see common.data.db.Money
         sa.Column("price", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deleted", sa.Boolean(), nullable=False),

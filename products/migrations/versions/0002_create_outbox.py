@@ -7,7 +7,7 @@ Create Date: 2026-11-23
 """
 from alembic import op
 
-from common.migrations import create_outbox_table, drop_outbox_table
+from common.data.migrations import create_outbox_table, drop_outbox_table
 
 revision = "0002"
 down_revision = "0001"

@@ -2,7 +2,7 @@
 then, as the very last line, every suite together in pytest's form:
 ``N passed, M failed`` (and ``, K skipped`` / ``, E errors`` if any).
 
-    python3 -m tools.ci_summary "tests on SQLite=var/ci/sqlite.xml" ...
+    python3 -m tools.harness.ci_summary "tests on SQLite=var/ci/sqlite.xml" ...
 
 Reads the JUnit XML files pytest wrote (``--junitxml``); a suite whose file is
 missing did not run and counts nothing. Standard library only: it runs even

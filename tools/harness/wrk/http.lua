@@ -1,4 +1,4 @@
--- wrk script for tools/bench.py: one request shape, from the environment.
+-- wrk script for tools/harness/bench.py: one request shape, from the environment.
 -- BENCH_PATH and BENCH_BODY may hold {id}, replaced per request by a random
 -- integer in [BENCH_ID_MIN, BENCH_ID_MAX]; BENCH_TOKEN adds a bearer token.
 -- At the end, the figures go to BENCH_OUT as JSON (latencies in microseconds).

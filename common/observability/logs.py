@@ -5,7 +5,7 @@ config.yaml's ``LOGGING`` section (applied by ``nameko run``) puts
 ``LOG_FORMAT``: ``text`` (one readable line, coloured on a terminal) or
 ``json`` (one object per line, for a log collector). Every line written while
 a worker runs carries the worker's service, entrypoint, nameko call id and
-request id; :class:`common.telemetry.Telemetry` marks the worker as current.
+request id; :class:`common.observability.telemetry.Telemetry` marks the worker as current.
 """
 import json
 import logging

@@ -1,7 +1,7 @@
 """The crash test (``make chaos``): an order storm through the gateway while
 services are killed and RabbitMQ restarts, then a check that nothing was lost.
 
-It runs its own shop (see tools/storm.py): every service as a ``nameko run``
+It runs its own shop (see tools/harness/storm.py): every service as a ``nameko run``
 process, in its own RabbitMQ virtual host and on its own databases (fresh
 SQLite files under var/chaos, or the ``shop_chaos_<service>`` PostgreSQL
 databases, which it empties). During the storm it SIGKILLs inventory, then orders, then products,
@@ -29,7 +29,7 @@ import os
 import subprocess
 import time
 
-from tools.storm import add_arguments, run_test
+from tools.harness.storm import add_arguments, run_test
 
 
 def main(argv=None):

@@ -10,15 +10,15 @@ import uuid
 from marshmallow import Schema, ValidationError, fields
 from nameko.events import EventDispatcher, EventHandler
 
-from common.consumers import ShopQueueConsumer
-from common.db import utcnow
-from common.entrypoints import NamekoContextHeaders
+from common.data.db import utcnow
 from common.errors import ShopError
-from common.retry import FailedMessages, InvalidEvent, handler_queue
-from common.rpc import BROKER_ERRORS
+from common.messaging.consumers import ShopQueueConsumer
+from common.messaging.entrypoints import NamekoContextHeaders
+from common.messaging.retry import FailedMessages, InvalidEvent, handler_queue
+from common.messaging.rpc import BROKER_ERRORS
+from common.observability.telemetry import telemetry_of, tracer_of
+from common.observability.tracing import SpanKind
 from common.schemas import schema_of
-from common.telemetry import telemetry_of, tracer_of
-from common.tracing import SpanKind
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def load_event(envelope, data_schema):
 
 class RetryingEventHandler(NamekoContextHeaders, EventHandler):
     """nameko's EventHandler, on a quorum queue, with a failed message
-    retried later or dead-lettered (common.retry) instead of acked and lost."""
+    retried later or dead-lettered (common.messaging.retry) instead of acked and lost."""
 
     queue_consumer = ShopQueueConsumer()
     failed_messages = FailedMessages()

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from common.db import create_db_engine
+from common.data.db import create_db_engine
 
 
 def alembic_config(service_name, uri):
@@ -42,7 +42,7 @@ def run_migrations(target_metadata):
 
 
 def create_outbox_table(op):
-    """The ``outbox`` table of common.outbox, for a service's migration."""
+    """The ``outbox`` table of common.messaging.outbox, for a service's migration."""
     op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), primary_key=True),

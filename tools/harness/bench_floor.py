@@ -6,14 +6,14 @@ runs in its own process. Their throughput on this machine, in the same run, is
 what each shop scenario is compared with.
 
 ``GET /shop-one-hop`` makes the same call with the shop's RPC instead
-(``common.rpc.ServiceRpc`` to a ``common.entrypoints.rpc`` method in
+(``common.messaging.rpc.ServiceRpc`` to a ``common.messaging.entrypoints.rpc`` method in
 ``ShopEchoService``): the difference between the two is the transport's.
 """
 from nameko.rpc import RpcProxy, rpc
 from nameko.web.handlers import http
 
-from common import entrypoints
-from common.rpc import ServiceRpc
+from common.messaging import entrypoints
+from common.messaging.rpc import ServiceRpc
 
 
 class EchoService:

@@ -18,12 +18,11 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from common import pg
 from common.config import database_uri
+from common.data import pg
+from common.schemas import CENT
 
 log = logging.getLogger(__name__)
-
-CENT = Decimal("0.01")
 
 
 def utcnow():
@@ -38,7 +37,7 @@ def create_db_engine(uri, workers=5):
     process shares one connection and greenlets queue for it in the pool.
     psycopg2 yields to eventlet on its own (nameko's monkey patch); plain
     ``postgresql://`` means psycopg2 here, not SQLAlchemy 2.1's psycopg 3,
-    through common.pg's dialect, which sends a transaction's ``BEGIN`` with
+    through common.data.pg's dialect, which sends a transaction's ``BEGIN`` with
     its first statement rather than in a round trip of its own.
 
     The pool keeps a connection open for each of ``workers`` (the service's
@@ -103,7 +102,7 @@ def deferred(statement):
     """``statement`` (an INSERT, UPDATE or DELETE whose answer nobody reads),
     sent on PostgreSQL in one message with the next statement of its
     transaction, or with its COMMIT, instead of in a round trip of its own
-    (common.pg). Its error, if it fails, is raised by the statement or the
+    (common.data.pg). Its error, if it fails, is raised by the statement or the
     commit that carried it. Elsewhere (SQLite) it runs when executed."""
     return statement.execution_options(**{pg.DEFERRED: True})
 
@@ -203,7 +202,7 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime; use common.db.utcnow()")
+            raise ValueError("naive datetime; use common.data.db.utcnow()")
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

@@ -1,7 +1,7 @@
 """Retries and dead letters for event handlers.
 
 Nameko acks the message of a handler that raised, and the event is lost. The
-shop's handlers (``common.events.handle_event``) instead:
+shop's handlers (``common.messaging.events.handle_event``) instead:
 
 - retry a transient failure (any exception but the two below) after a delay
   that doubles each time, ``EVENT_RETRY.FIRST_DELAY_MS`` at first, up to
@@ -31,10 +31,10 @@ from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import SharedExtension
 
-from common.db import utcnow
+from common.data.db import utcnow
 from common.errors import ShopError
-from common.queues import AT_LEAST_ONCE_DEAD_LETTERING, check_declared, quorum
-from common.telemetry import telemetry_of
+from common.messaging.queues import AT_LEAST_ONCE_DEAD_LETTERING, check_declared, quorum
+from common.observability.telemetry import telemetry_of
 
 log = logging.getLogger(__name__)
 

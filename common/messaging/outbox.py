@@ -37,10 +37,10 @@ from sqlalchemy import JSON, Index, String, Text, delete, event, insert, select,
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from common.config import OutboxSettings
-from common.db import Database, UtcDateTime, deferred, utcnow, waiting_rows
-from common.events import envelope, publish_span
-from common.publisher import PooledPublisher
-from common.telemetry import telemetry_of, tracer_of
+from common.data.db import Database, UtcDateTime, deferred, utcnow, waiting_rows
+from common.messaging.events import envelope, publish_span
+from common.messaging.publisher import PooledPublisher
+from common.observability.telemetry import telemetry_of, tracer_of
 
 BATCH_SIZE = 50
 POLL_SECONDS = 1.0
@@ -117,7 +117,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
     """``self.outbox.add(event_type, data)``, published by the relay after commit.
 
     ``model`` is the service's mapped outbox class; the service's
-    :class:`common.db.Database` dependency supplies the session and engine.
+    :class:`common.data.db.Database` dependency supplies the session and engine.
     """
 
     def __init__(self, model, poll_seconds=POLL_SECONDS):
@@ -178,7 +178,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
         """Insert an outbox row; returns its id. On PostgreSQL the id comes
         first, from a block taken from the table's sequence, so that the
         INSERT needs no answer and goes out with the next statement or the
-        COMMIT (common.db.deferred): a round trip less per event. Ids stay
+        COMMIT (common.data.db.deferred): a round trip less per event. Ids stay
         unique, but two processes' rows interleave out of their order of
         writing (nothing relies on it: the relay retries by id, oldest id
         first, whatever process wrote it)."""

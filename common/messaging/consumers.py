@@ -1,7 +1,7 @@
 """The queue consumer every shop entrypoint and RPC proxy shares.
 
 Before it consumes, it declares the quorum queues of its entrypoints itself
-(common.queues.check_declared), so that one with the wrong type stops the
+(common.messaging.queues.check_declared), so that one with the wrong type stops the
 service with a clear error.
 
 nameko's QueueConsumer, stopped before its consumers are ready (a SIGTERM
@@ -20,7 +20,7 @@ import logging
 import eventlet
 from nameko.messaging import QueueConsumer
 
-from common.queues import check_declared, is_quorum
+from common.messaging.queues import check_declared, is_quorum
 
 # how long stopping waits for the consumer's thread, which cannot cancel
 # anything while the broker is away

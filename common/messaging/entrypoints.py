@@ -10,12 +10,12 @@ from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.timer import Timer
 from sqlalchemy import text
 
-from common.consumers import ShopQueueConsumer
-from common.db import is_database_unavailable
+from common.data.db import is_database_unavailable
 from common.errors import ServiceUnavailable, ShopError
-from common.publisher import PooledPublisher
-from common.queues import quorum
-from common.rpc import BROKER_ERRORS
+from common.messaging.consumers import ShopQueueConsumer
+from common.messaging.publisher import PooledPublisher
+from common.messaging.queues import quorum
+from common.messaging.rpc import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ShopResponder(Responder):
 
 
 class ShopRpcConsumer(RpcConsumer):
-    """nameko's RpcConsumer, on a quorum queue (common.queues), replying
+    """nameko's RpcConsumer, on a quorum queue (common.messaging.queues), replying
     through :class:`ReplyPublisher`."""
 
     queue_consumer = ShopQueueConsumer()
@@ -76,7 +76,7 @@ class ShopRpc(NamekoContextHeaders, Rpc):
     surviving a broker that goes away while the reply is sent: nameko
     would kill the whole service. The caller times out instead; the request,
     never acked, is delivered again once the broker is back, unless it
-    expired (see common.rpc)."""
+    expired (see common.messaging.rpc)."""
 
     rpc_consumer = ShopRpcConsumer()
 

@@ -28,11 +28,11 @@ from nameko.rpc import MethodProxy, ReplyListener, RpcProxy
 from pybreaker import (
     STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError, CircuitBreakerListener)
 
-from common.consumers import ShopQueueConsumer
 from common.errors import ServiceUnavailable, ShopError
-from common.publisher import PooledPublisher
-from common.telemetry import telemetry_of, tracer_of
-from common.tracing import SpanKind
+from common.messaging.consumers import ShopQueueConsumer
+from common.messaging.publisher import PooledPublisher
+from common.observability.telemetry import telemetry_of, tracer_of
+from common.observability.tracing import SpanKind
 
 
 # what a publish raises when the broker cannot be reached
@@ -79,7 +79,7 @@ class ServiceBreaker(CircuitBreaker):
 
 
 class ShopMethodProxy(MethodProxy):
-    """nameko's MethodProxy, publishing through common.publisher's pool."""
+    """nameko's MethodProxy, publishing through common.messaging.publisher's pool."""
 
     publisher_cls = PooledPublisher
 

@@ -1,8 +1,8 @@
 """Logs, metrics and traces for every worker of a service: ``telemetry = Telemetry()``.
 
-For each worker it marks the log context (common.logs), starts the
-entrypoint's span (common.tracing), and when the worker ends counts and times
-the call (common.metrics) and logs one line: what ran, how it ended, how
+For each worker it marks the log context (common.observability.logs), starts the
+entrypoint's span (common.observability.tracing), and when the worker ends counts and times
+the call (common.observability.metrics) and logs one line: what ran, how it ended, how
 long it took. A domain service serves its metrics on ``METRICS.PORTS.<name>``.
 
 Business counters and histograms are declared with the dependency and used
@@ -24,9 +24,9 @@ from nameko.timer import Timer
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
-from common.logs import bind_worker, register_service, unbind_worker
-from common.metrics import ServiceMetrics
-from common.tracing import ServiceTracer, SpanKind
+from common.observability.logs import bind_worker, register_service, unbind_worker
+from common.observability.metrics import ServiceMetrics
+from common.observability.tracing import ServiceTracer, SpanKind
 
 log = logging.getLogger("shop.calls")
 

@@ -4,7 +4,7 @@ Every service counts its entrypoints' calls by outcome and times them, and
 reports its process (memory, CPU); the shop's own extensions add theirs (the
 outbox's backlog, the event handlers' retries and dead letters, the circuit
 breakers' state), and a service declares its business counters and
-histograms with :class:`common.telemetry.Telemetry`. A domain service serves
+histograms with :class:`common.observability.telemetry.Telemetry`. A domain service serves
 its registry on its own port (``METRICS.PORTS``); the gateway at
 ``GET /metrics``. The alert rules and the dashboard in ``deploy/`` query
 these names; ``tests/e2e/test_prometheus.py`` keeps them in step.

@@ -1,8 +1,8 @@
 """A RabbitMQ cluster of three nodes on this machine, for the cluster test
 (``make cluster-test``) and for trying the shop on a cluster:
 
-    python -m tools.cluster up      # start the nodes and join them; prints AMQP_URI
-    python -m tools.cluster down    # stop them and delete their data
+    python -m tools.harness.cluster up      # start the nodes and join them; prints AMQP_URI
+    python -m tools.harness.cluster down    # stop them and delete their data
 
 Each node is a ``rabbitmq-server`` of its own, run from Debian's package as
 the current user, with everything under var/rabbitmq-cluster/: node names
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import requests
 
-from tools.storm import BrokerNodes
+from tools.harness.storm import BrokerNodes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path("/usr/lib/rabbitmq/bin")
 NODES = 3
 AMQP_PORT, MANAGEMENT_PORT, DIST_PORT = 5771, 15771, 25771

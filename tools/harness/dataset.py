@@ -18,7 +18,7 @@ from itertools import cycle, islice
 
 from sqlalchemy import insert, update
 
-from common.db import utcnow
+from common.data.db import utcnow
 from inventory import domain as inventory_domain
 from inventory.models import Reservation, ReservationLine, Stock
 from orders import domain as orders_domain

@@ -1,6 +1,6 @@
 """An order storm against a shop of separate ``nameko run`` processes, and the
-checks that nothing was lost: shared by the crash test (tools/chaos.py) and
-the scale-out test (tools/scale.py).
+checks that nothing was lost: shared by the crash test (tools/harness/chaos.py) and
+the scale-out test (tools/harness/scale.py).
 
 The shop runs in its own RabbitMQ virtual host (``shop-<run>``) and on its own
 databases: fresh SQLite files under var/<run>/, or the ``shop_<run>_<service>``
@@ -23,12 +23,12 @@ from pathlib import Path
 import requests
 from sqlalchemy import text
 
-from common.db import create_db_engine
-from common.migrations import upgrade
+from common.data.db import create_db_engine
+from common.data.migrations import upgrade
 from tools.dlq import DeadLetterQueue
 from tools.launch import DOMAIN_SERVICES, SERVICES, nameko_run_command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CREDENTIALS = "guest:guest"
 PG_URI = os.environ.get("PG_URI", "postgresql://postgres@127.0.0.1:5432")
 ADMIN = ("storm-admin", "storm-admin-password")
@@ -39,7 +39,7 @@ SETTLE_TIMEOUT = 120
 @dataclass
 class BrokerNodes:
     """Where the RabbitMQ node(s) listen: the local broker by default, or a
-    cluster's nodes (tools/cluster.py). With several, each instance of a
+    cluster's nodes (tools/harness/cluster.py). With several, each instance of a
     service gets every node in its AMQP_URI (kombu's failover list), starting
     at a different one, so that the connections spread over the nodes."""
 

@@ -2,7 +2,7 @@
 one-hop floor, and its p50 and p99 latency, this run beside the previous.
 
 Runs in its own virtualenv with matplotlib (``make bench`` makes it):
-``python -m tools.bench_chart REPORT [PREVIOUS] --out chart.svg``.
+``python -m tools.harness.bench_chart REPORT [PREVIOUS] --out chart.svg``.
 """
 import argparse
 import json

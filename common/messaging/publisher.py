@@ -8,7 +8,7 @@ the reservation's request and its answer), so ``PooledPublisher`` looks the
 pool up once per broker URI and confirm mode and keeps it. It takes nameko's
 options, with their defaults, and publishes through the same pool of
 producers that nameko would use for them. A publish with confirms goes out
-on the process's shared confirm channel instead (common.confirms).
+on the process's shared confirm channel instead (common.messaging.confirms).
 """
 from kombu import Connection
 from kombu.exceptions import ChannelError
@@ -16,7 +16,7 @@ from kombu.pools import producers
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS
 
-from common.confirms import confirmed_channel
+from common.messaging.confirms import confirmed_channel
 
 _pools = {}
 

@@ -8,7 +8,7 @@ RabbitMQ's competing consumers spread the RPC calls and events over the
 instances. What each instance handled is read from the broker: the messages
 delivered on the channels of that process's own connections (the management
 API's channel statistics, matched to the process by its TCP ports).
-Migrations run once, before any instance starts (tools/storm.py).
+Migrations run once, before any instance starts (tools/harness/storm.py).
 """
 import argparse
 import time
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tools.storm import add_arguments, run_test
+from tools.harness.storm import add_arguments, run_test
 
 RUN = "scale"
 INSTANCES = {"products": 2, "orders": 2, "inventory": 2}

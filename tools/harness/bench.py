@@ -13,11 +13,11 @@ the HTTP API with wrk for bounded durations, at several concurrencies:
   needs the answers), timed to the order's own ``updated_at``;
 - ``expiry``: a flash sale's unpaid orders (``--expiring``, 10,000) falling
   due in the same second, written straight into the databases
-  (tools/dataset.py), with a second orders instance started: the seconds
+  (tools/harness/dataset.py), with a second orders instance started: the seconds
   until every one is expired and its stock released.
 
 In the same run it measures the floor on this machine with stock Nameko
-(tools/bench_floor.py): ``floor-plain``, a trivial ``@http`` endpoint, and
+(tools/harness/bench_floor.py): ``floor-plain``, a trivial ``@http`` endpoint, and
 ``floor-one-hop``, an ``@http`` endpoint making one stock RPC call to an echo
 service; and ``shop-one-hop``, the same call over the shop's RPC. Every scenario is reported with its throughput, latency
 percentiles, errors, and its throughput as a ratio to ``floor-one-hop`` at
@@ -27,7 +27,7 @@ between every two scenarios (for half their duration), and each scenario's
 ratio is to the mean of the floor measured just before and just after it.
 
 Writes var/bench/report.json and report.md, prints a summary table, and
-draws var/bench/chart.svg (tools/bench_chart.py), this run beside the one
+draws var/bench/chart.svg (tools/harness/bench_chart.py), this run beside the one
 before it.
 """
 import argparse
@@ -49,28 +49,28 @@ from pathlib import Path
 import requests
 from sqlalchemy import func, select, text
 
-from common.db import create_db_engine, utcnow
+from common.data.db import create_db_engine, utcnow
 from inventory.models import Stock
 from orders.domain import AWAITING_PAYMENT, PAID
 from orders.models import Order
-from tools import storm
-from tools.dataset import insert_orders, insert_products
+from tools.harness import storm
+from tools.harness.dataset import insert_orders, insert_products
 from tools.launch import SERVICES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench"
 PREVIOUS = OUT / "previous-report.json"
 # the full run the README shows: its report and chart, copied from OUT
 PUBLISHED = ROOT / "docs"
 CHART_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
-LUA = ROOT / "tools" / "wrk" / "http.lua"
+LUA = ROOT / "tools" / "harness" / "wrk" / "http.lua"
 STOCK_PER_PRODUCT = 1_000_000
 # how often the flow's virtual users ask whether their order is reserved:
 # as the storefront does (POLL_MS in gateway/storefront/app.js)
 FLOW_POLL_SECONDS = 0.4
-FLOOR = {"bench_floor": "tools.bench_floor:FloorService",
-         "bench_echo": "tools.bench_floor:EchoService",
-         "bench_shop_echo": "tools.bench_floor:ShopEchoService"}
+FLOOR = {"bench_floor": "tools.harness.bench_floor:FloorService",
+         "bench_echo": "tools.harness.bench_floor:EchoService",
+         "bench_shop_echo": "tools.harness.bench_floor:ShopEchoService"}
 TARGETS = (
     # (what, scenario, concurrency, check(result) -> bool)
     ("the shop's RPC hop >= 1.1x stock Nameko's", "shop-one-hop", 16,
@@ -251,7 +251,7 @@ def draw_chart():
         print("No chart: matplotlib is not installed (make bench installs it in .venv-bench)")
         return
     previous = PREVIOUS if PREVIOUS.exists() else PUBLISHED / "benchmark.json"
-    subprocess.run([str(CHART_PYTHON), "-m", "tools.bench_chart", str(OUT / "report.json"),
+    subprocess.run([str(CHART_PYTHON), "-m", "tools.harness.bench_chart", str(OUT / "report.json"),
                     str(previous), "--out", str(OUT / "chart.svg")], cwd=ROOT, check=True)
 
 
@@ -305,7 +305,7 @@ def seed(shop, products, users):
 
 def load_data_scale(env, ids, customers):
     """Products up to SCALE_PRODUCTS and SCALE_ORDERS paid orders, spread over
-    the customers, written straight into the databases (tools/dataset.py).
+    the customers, written straight into the databases (tools/harness/dataset.py).
     The scenarios still use the products and customers ``seed`` made, now
     among a year's rows. Returns how many products it added."""
     engines = {name: create_db_engine(env[f"{name.upper()}_DB_URI"])
@@ -588,7 +588,7 @@ def make_report(args, duration, products, results, small, expiry, memory):
         "results": results, "before_data_scale": small, "expiry": expiry, "rss_mb": memory,
         "targets": targets,
         "compared_to_small_data": compared,
-        "history": json.loads((ROOT / "tools" / "bench_history.json").read_text()),
+        "history": json.loads((ROOT / "tools" / "harness" / "bench_history.json").read_text()),
     }
 
 

@@ -12,7 +12,7 @@ failing statement leaves the transaction open and aborted, as psycopg2's
 would be), ``COMMIT`` and ``ROLLBACK`` end it as statements. A transaction
 that sent no statement sends nothing at all.
 
-A statement marked ``deferred`` (``common.db.deferred``) does not go out
+A statement marked ``deferred`` (``common.data.db.deferred``) does not go out
 when it is executed: it waits, bound to its parameters, and goes in the same
 message as the next statement of its transaction, or as its ``COMMIT`` (it is
 dropped with a ``ROLLBACK``). PostgreSQL runs the statements of one message
@@ -31,7 +31,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 
 DRIVER = "psycopg2_lazybegin"
-# the execution option common.db.deferred sets
+# the execution option common.data.db.deferred sets
 DEFERRED = "shop_deferred"
 
 

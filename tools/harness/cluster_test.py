@@ -1,7 +1,7 @@
 """The cluster test (``make cluster-test``): the order storm of the crash test
 on a 3-node RabbitMQ cluster, with a node killed mid-storm.
 
-It starts the cluster (tools/cluster.py, everything under var/rabbitmq-cluster/), then
+It starts the cluster (tools/harness/cluster.py, everything under var/rabbitmq-cluster/), then
 two instances of every service, each connected to every node (its AMQP_URI
 lists them all, starting at a different one). A third of the way into the
 storm it SIGKILLs the node that holds the most connections, and restarts it
@@ -19,9 +19,9 @@ from collections import Counter
 
 import requests
 
-from tools.cluster import Cluster
+from tools.harness.cluster import Cluster
+from tools.harness.storm import add_arguments, run_test
 from tools.launch import SERVICES
-from tools.storm import add_arguments, run_test
 
 RUN = "cluster"
 INSTANCES = {name: 2 for name in SERVICES}
