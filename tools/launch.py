@@ -3,12 +3,14 @@
 Checks the config, the ports and the broker, applies every migration, starts
 each service as its own ``nameko run`` process, prints where the gateway
 listens once every service is consuming, and stops them all on Ctrl-C, on
-SIGTERM, or when its terminal closes (SIGHUP). The services never outlive it:
-each one gets SIGTERM from the kernel if the launcher dies, even by SIGKILL.
+SIGTERM, or when its terminal closes (SIGHUP, or the terminal seen to hang
+up). The services never outlive it: each one gets SIGTERM from the kernel if
+the launcher dies, even by SIGKILL.
 """
 import argparse
 import ctypes
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -54,12 +56,13 @@ def main(argv=None):
     def interrupt(signum, frame):
         # switched before anything else runs, so that a second signal,
         # however soon it comes, kills the services instead of raising again
-        handle_stop_signals(kill_at_once)
+        handle_second_stop_signal(kill_at_once)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     # A shell starts a background job with SIGINT ignored, and the services
     # would inherit that; with a handler here they get the default at exec.
     handle_stop_signals(interrupt)
+    watch_terminal()
     try:
         for name in SERVICES:
             processes[name] = start_service(name, args.config)
@@ -73,14 +76,43 @@ def main(argv=None):
     except KeyboardInterrupt:
         say("\nStopping...")
     finally:
-        # a second Ctrl-C (or SIGTERM, SIGHUP) while stopping: no more waiting
-        handle_stop_signals(kill_at_once)
+        handle_second_stop_signal(kill_at_once)
         stop_all(processes)
 
 
 def handle_stop_signals(handler):
     for signum in STOP_SIGNALS:
         signal.signal(signum, handler)
+
+
+def handle_second_stop_signal(kill_at_once):
+    """While stopping, a second Ctrl-C or SIGTERM kills the services at once.
+    A hang-up is no call for haste, and it may come twice (from the kernel
+    or the shell, and from the watch on the terminal): it is ignored."""
+    signal.signal(signal.SIGINT, kill_at_once)
+    signal.signal(signal.SIGTERM, kill_at_once)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def watch_terminal():
+    """Stop as on SIGHUP when the terminal the launcher runs in hangs up.
+
+    The kernel sends SIGHUP to the session's leader alone. When ``make run``
+    leads the session (a tmux session or a terminal emulator started with
+    it, ``ssh -t host make run``), make gets it and waits for its children,
+    which never hear of it; an idle shop writes nothing that would fail.
+    Polling the terminal for nothing but its hang-up notices it at once."""
+    terminal = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
+    if terminal is None:  # no terminal to lose: a pipe, a file, nohup
+        return
+
+    def watch():
+        poller = select.poll()
+        poller.register(terminal, 0)  # no events asked for: a hang-up is always reported
+        poller.poll()
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGHUP)
+
+    threading.Thread(target=watch, name="terminal-watch", daemon=True).start()
 
 
 def killer(processes):

@@ -71,17 +71,18 @@ def launch(env):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
-def launch_in_terminal(env):
-    """The launcher as ``make run`` typed in a terminal: the launcher leads a
-    session whose controlling terminal is a pseudo-terminal. Returns the
-    process and the terminal's master side; closing it is closing the window."""
+def launch_in_terminal(env, command=LAUNCHER):
+    """``command`` leading a session whose controlling terminal is a
+    pseudo-terminal, as a terminal window or a tmux session started with it
+    runs it. Returns the process and the terminal's master side; closing it
+    is closing the window."""
     master, slave = os.openpty()
 
     def lead_a_session_on_the_terminal():
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    process = subprocess.Popen(LAUNCHER, cwd=ROOT, env=env, stdin=slave, stdout=slave,
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=slave, stdout=slave,
                                stderr=slave, preexec_fn=lead_a_session_on_the_terminal)
     os.close(slave)
     return process, master
@@ -230,6 +231,25 @@ def test_closing_the_terminal_stops_every_service(rabbit_config, tmp_path):
         launcher, marker,
         lambda: read_terminal_until(terminal, "Gateway listening on", timeout=60),
         lambda: os.close(terminal))  # the kernel hangs up: SIGHUP to the launcher
+
+
+def test_closing_a_terminal_that_make_run_leads_stops_every_service(rabbit_config, tmp_path):
+    """``tmux new-session "make run"``, then ``tmux kill-session``: the
+    kernel's SIGHUP goes to make alone, which waits for the launcher; the
+    launcher sees its terminal hang up and stops the shop."""
+    marker = new_marker()
+    make, terminal = launch_in_terminal(
+        shop_env(rabbit_config, tmp_path, marker), ["make", "--no-print-directory", "run"])
+    try:
+        read_terminal_until(terminal, "Gateway listening on", timeout=90)
+        assert len(processes_with(marker)) == 7  # make, the launcher, five services
+        os.close(terminal)
+        assert_nothing_outlives(marker)
+        assert make.wait(timeout=5) != 0  # make ends by its SIGHUP
+    finally:
+        for pid in processes_with(marker):  # whatever a failure left running
+            os.kill(pid, signal.SIGTERM)
+        make.wait()
 
 
 def test_a_second_ctrl_c_stops_the_rest_at_once(rabbit_config, tmp_path):
