@@ -111,13 +111,13 @@ def test_every_alert_is_proven_to_fire_and_to_stay_quiet():
 
 
 def test_every_alert_tells_an_operator_what_to_do():
-    readme = (ROOT / "README.md").read_text()
-    assert "\n### Alerts\n" in readme
-    alerts_section = readme.split("\n### Alerts\n")[1].split("\n## ")[0]
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    assert "\n## Alerts\n" in runbook
+    alerts_section = runbook.split("\n## Alerts\n")[1].split("\n## ")[0]
     for alert in alerts():
         annotations = alert["annotations"]
         assert annotations["summary"] and len(annotations["description"]) > 80, alert["alert"]
-        assert annotations["runbook"] == "README.md#alerts"
+        assert annotations["runbook"] == "docs/operations.md#alerts"
         assert f"`{alert['alert']}`" in alerts_section, alert["alert"]
         assert alert["labels"]["severity"] in {"warning", "critical"}
 

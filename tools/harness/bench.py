@@ -60,7 +60,7 @@ from tools.launch import SERVICES
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench"
 PREVIOUS = OUT / "previous-report.json"
-# the full run the README shows: its report and chart, copied from OUT
+# the full run docs/performance.md shows: its report and chart, copied from OUT
 PUBLISHED = ROOT / "docs"
 CHART_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 LUA = ROOT / "tools" / "harness" / "wrk" / "http.lua"
@@ -246,7 +246,7 @@ def run_round(stack, bench, concurrency, names):
 
 def draw_chart():
     """The chart of this run beside the previous one here, or else beside the
-    full run whose figures the README shows."""
+    full run whose figures docs/performance.md shows."""
     if not CHART_PYTHON.exists():
         print("No chart: matplotlib is not installed (make bench installs it in .venv-bench)")
         return
