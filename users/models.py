@@ -4,6 +4,7 @@ from sqlalchemy import CheckConstraint, Index, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.data.db import UtcDateTime, utcnow
+from common.messaging.outbox import OutboxMessageMixin
 
 CUSTOMER = "customer"
 ADMIN = "admin"
@@ -23,6 +24,12 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=CUSTOMER)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OutboxMessage(OutboxMessageMixin, Base):
+    """Events waiting to be published (common.messaging.outbox)."""
+
+    __tablename__ = "outbox"
 
 
 # usernames are unique whatever their case ("Alice" and "alice" are one user)

@@ -7,11 +7,11 @@ from sqlalchemy.exc import IntegrityError
 from common.data.db import Database
 from common.errors import Conflict, NotFound, Unauthorized
 from common.messaging.entrypoints import health_check, on_start, rpc
-from common.messaging.events import EventPublisher
+from common.messaging.outbox import Outbox
 from common.observability.telemetry import Telemetry
 from common.schemas import load, load_id
 from common.web.tokens import Tokens
-from users.models import ADMIN, CUSTOMER, Base, User
+from users.models import ADMIN, CUSTOMER, Base, OutboxMessage, User
 from users.passwords import PasswordHasher
 from users.schemas import CredentialsSchema, RegistrationSchema, UserIdsSchema, UserSchema
 
@@ -27,7 +27,8 @@ class UsersService:
     db = Database(Base)
     passwords = PasswordHasher()
     tokens = Tokens()
-    publish = EventPublisher()
+    # a registration and its event commit together: a consumer never misses one
+    outbox = Outbox(OutboxMessage)
     telemetry = Telemetry()
     config = Config()
 
@@ -40,7 +41,8 @@ class UsersService:
             "username": username, "email": email, "password": password})
         user = self._create_user(fields, CUSTOMER)
         registered = user_schema.dump(user)
-        self.publish("user_registered", registered)
+        self.outbox.add("user_registered", registered)
+        self.db.session.commit()
         return registered
 
     @rpc
@@ -90,6 +92,7 @@ class UsersService:
             user = self._create_user(fields, ADMIN)
         except Conflict:
             return  # another instance created it at the same moment
+        self.db.session.commit()
         log.info("created admin account %r (id %s)", user.username, user.id)
 
     def _find_by_username(self, username):
@@ -97,6 +100,8 @@ class UsersService:
             select(User).where(func.lower(User.username) == username.lower()))
 
     def _create_user(self, fields, role):
+        """The new user, inserted but not committed: the caller commits it
+        with whatever else belongs to the same change."""
         taken = Conflict(f"The username {fields['username']!r} is already taken", "username_taken")
         if self._find_by_username(fields["username"]) is not None:
             raise taken
@@ -105,7 +110,7 @@ class UsersService:
             password_hash=self.passwords.hash(fields["password"]))
         self.db.session.add(user)
         try:
-            self.db.session.commit()
+            self.db.session.flush()
         except IntegrityError:  # registered concurrently since the check above
             self.db.session.rollback()
             raise taken from None

@@ -8,7 +8,7 @@ import logging
 import uuid
 
 from marshmallow import Schema, ValidationError, fields
-from nameko.events import EventDispatcher, EventHandler
+from nameko.events import EventHandler
 
 from common.data.db import utcnow
 from common.errors import ShopError
@@ -16,7 +16,7 @@ from common.messaging.consumers import ShopQueueConsumer
 from common.messaging.entrypoints import NamekoContextHeaders
 from common.messaging.retry import FailedMessages, InvalidEvent, handler_queue
 from common.messaging.rpc import BROKER_ERRORS
-from common.observability.telemetry import telemetry_of, tracer_of
+from common.observability.telemetry import telemetry_of
 from common.observability.tracing import SpanKind
 from common.schemas import schema_of
 
@@ -39,22 +39,6 @@ class EnvelopeSchema(Schema):
     source = fields.String(required=True)
     occurred_at = fields.AwareDateTime(required=True)
     data = fields.Dict(required=True)
-
-
-class EventPublisher(EventDispatcher):
-    """nameko's EventDispatcher, wrapping each payload in the envelope:
-    ``self.publish("product_created", product)``."""
-
-    def get_dependency(self, worker_ctx):
-        dispatch = super().get_dependency(worker_ctx)
-        service_name = self.container.service_name
-        tracer = tracer_of(self.container)
-
-        def publish(event_type, data):
-            with tracer.outgoing(worker_ctx, *publish_span(service_name, event_type)):
-                dispatch(event_type, envelope(service_name, event_type, data))
-
-        return publish
 
 
 def publish_span(service_name, event_type):

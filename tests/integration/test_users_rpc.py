@@ -32,6 +32,31 @@ def test_register_over_rpc_publishes_user_registered(container_factory, shop_con
         "id": user["id"], "username": "carol", "email": "carol@example.com", "role": "customer"}
 
 
+def test_a_registration_made_before_any_consumer_ran_reaches_it_when_it_starts(
+        container_factory, shop_config, users):
+    """The event waits in the users service's outbox until a queue is bound
+    for it, where nameko's dispatcher would have dropped it."""
+    user = users.register("carol", "carol@example.com", "carol-password")
+    Recorder, received = event_recorder(("users", "user_registered"))
+    recorder = container_factory(Recorder, shop_config)
+    with waiting_for_event(recorder, "user_registered", timeout=20):
+        recorder.start()
+    assert [envelope["data"] for _, envelope in received] == [user]
+
+
+def test_a_failed_registration_publishes_nothing(container_factory, shop_config, users):
+    Recorder, received = event_recorder(("users", "user_registered"))
+    recorder = container_factory(Recorder, shop_config)
+    recorder.start()
+    with waiting_for_event(recorder, "user_registered"):
+        users.register("carol", "carol@example.com", "carol-password")
+    with pytest.raises(Conflict):
+        users.register("Carol", "other@example.com", "carol-password")
+    with waiting_for_event(recorder, "user_registered"):
+        users.register("dave", "dave@example.com", "dave-password")
+    assert [envelope["data"]["username"] for _, envelope in received] == ["carol", "dave"]
+
+
 def test_service_errors_arrive_as_the_shared_error_classes(users):
     users.register("carol", "carol@example.com", "carol-password")
     with pytest.raises(Conflict) as taken:

@@ -1,5 +1,5 @@
 """The users service's logic, with worker_factory: a real database, a fast
-argon2, and events caught by the mock that replaces the publisher."""
+argon2, and events caught by the mock that replaces the outbox."""
 import argon2
 import pytest
 from nameko.testing.services import worker_factory
@@ -42,7 +42,7 @@ def test_register_stores_a_hash_and_answers_without_it(service):
 
 def test_register_publishes_user_registered(service):
     user = register_alice(service)
-    service.publish.assert_called_once_with("user_registered", user)
+    service.outbox.add.assert_called_once_with("user_registered", user)
 
 
 @pytest.mark.parametrize("username", ["Alice", "alice", "ALICE"])
@@ -64,7 +64,7 @@ def test_register_refuses_invalid_fields(service, username, email, password, fie
     with pytest.raises(InvalidInput) as error:
         service.register(username, email, password)
     assert list(error.value.details) == [field]
-    service.publish.assert_not_called()
+    service.outbox.add.assert_not_called()
 
 
 def test_authenticate_answers_a_token_for_the_user(service, codec):
