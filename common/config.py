@@ -121,6 +121,12 @@ class OutboxSettings(_Section):
         load_default=7 * 24 * 3600, validate=validate.Range(min=0))
 
 
+class IdempotencySettings(_Section):
+    # how long the orders service keeps a client's Idempotency-Key (24 h)
+    KEY_TTL_SECONDS = fields.Float(
+        load_default=24 * 3600, validate=validate.Range(min=0, min_inclusive=False))
+
+
 class TracingSettings(_Section):
     # empty: otlp if OTLP_ENDPOINT is set, else none
     EXPORTER = fields.String(
@@ -166,6 +172,7 @@ class ShopSettings(_Section):
     TRACING = fields.Nested(TracingSettings, load_default=dict)
     CATALOGUE_CACHE = fields.Nested(CatalogueCacheSettings, load_default=dict)
     OUTBOX = fields.Nested(OutboxSettings, load_default=dict)
+    IDEMPOTENCY = fields.Nested(IdempotencySettings, load_default=dict)
 
     @validates_schema
     def production_safe(self, data, **kwargs):

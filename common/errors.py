@@ -78,6 +78,23 @@ class Conflict(ShopError):
 
 
 @deserialize_to_instance
+class RequestInProgress(Conflict):
+    """The first request with this idempotency key is still being processed;
+    the client may retry after ``retry_after`` seconds (409 with Retry-After)."""
+
+    default_code = "request_in_progress"
+    retry_after = 1
+
+
+@deserialize_to_instance
+class IdempotencyKeyReused(ShopError):
+    """The idempotency key was sent before with a different request (422)."""
+
+    status = 422
+    default_code = "idempotency_key_reused"
+
+
+@deserialize_to_instance
 class PaymentRequired(ShopError):
     """The payment provider declined; the client may try again."""
 

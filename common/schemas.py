@@ -123,3 +123,18 @@ class KeysetPageSchema(PageSchema):
     def offset_or_after(self, data, **kwargs):
         if "after" in data and data["offset"]:
             raise ValidationError("Give offset or after, not both.", "after")
+
+
+# an Idempotency-Key: printable ASCII, no space at either end (HTTP would strip it)
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
+
+
+def printable_key(value):
+    # fullmatch: a pattern's $ would let a trailing newline through
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
+        raise ValidationError(
+            "Must be 1 to 255 printable ASCII characters, with no space at either end.")
+
+
+class IdempotencyKeySchema(Schema):
+    key = fields.String(required=True, data_key="Idempotency-Key", validate=printable_key)

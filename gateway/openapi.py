@@ -13,7 +13,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from nameko.web.handlers import HttpRequestHandler
 
-from common.schemas import Money
+from common.schemas import IDEMPOTENCY_KEY_PATTERN, Money
 from gateway.schemas import ErrorOut
 
 TITLE = "shop"
@@ -32,8 +32,10 @@ ERROR_DESCRIPTIONS = {
     401: "No token, or an invalid or expired one",
     403: "The token's role may not do this",
     404: "Not found",
-    409: "Conflict with the current state",
+    409: "Conflict with the current state, or a request with the same Idempotency-Key still "
+         "being processed (request_in_progress; see Retry-After)",
     413: "Body over 1 MiB",
+    422: "The Idempotency-Key was sent before with a different request",
     429: "Too many failed attempts; see Retry-After",
     503: "A service did not answer in time or is failing; see Retry-After",
 }
@@ -41,6 +43,17 @@ ERROR_DESCRIPTIONS = {
 # 8 KiB or more itself, before the API sees it, with an empty body
 REQUEST_LINE_TOO_LONG = {"description": "Request line (path and query) of 8 KiB or more, "
                                         "refused by the HTTP server with an empty body"}
+IDEMPOTENCY_KEY = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "description": "Any unique value, such as a UUID, to retry this request safely: a retry "
+                   "with the same key and body is answered as the first request was (marked "
+                   "Idempotent-Replayed), and changes nothing more. Keys belong to their user "
+                   "and are kept for IDEMPOTENCY.KEY_TTL_SECONDS, 24 hours by default.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": IDEMPOTENCY_KEY_PATTERN}}
+REPLAYED = {"Idempotent-Replayed": {
+    "description": "true when this is the answer to an earlier request with the same "
+                   "Idempotency-Key, replayed", "schema": {"type": "string", "enum": ["true"]}}}
 
 
 @dataclass
@@ -54,17 +67,18 @@ class Operation:
     errors: tuple = ()
     content_type: str = "application/json"
     local: bool = False  # answers without calling a service (so never 503)
+    idempotent: bool = False  # takes an Idempotency-Key
 
 
 def documented(summary, tag, auth=None, body=None, query=None, answers=None, errors=(),
-               content_type="application/json", local=False):
+               content_type="application/json", local=False, idempotent=False):
     """What a route takes and answers, for the OpenAPI document, listed under
     ``tag`` (one of ``TAGS``). ``errors`` lists the error statuses beyond
     those its inputs and auth imply."""
 
     def decorate(method):
         method.openapi = Operation(summary, tag, auth, body, query, answers or {}, errors,
-                                   content_type, local)
+                                   content_type, local, idempotent)
         return method
 
     return decorate
@@ -135,11 +149,16 @@ def _operation(name, url, operation):
         statuses.add(403)
     if not operation.local:
         statuses.add(503)
+    if operation.idempotent:
+        parameters.append(IDEMPOTENCY_KEY)
+        statuses.update((400, 409, 422))
     responses = {}
     for status, (schema, description) in operation.answers.items():
         responses[str(status)] = {"description": description}
         if schema is not None:
             responses[str(status)]["content"] = {operation.content_type: {"schema": schema}}
+        if operation.idempotent and status < 300:
+            responses[str(status)]["headers"] = REPLAYED
     result = {"operationId": name, "summary": operation.summary, "tags": [operation.tag],
               "responses": responses}
     if operation.body is not None:

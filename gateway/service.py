@@ -13,7 +13,9 @@ from common.messaging.rpc import ServiceRpc
 from common.observability.metrics import CONTENT_TYPE_LATEST
 from common.observability.telemetry import Telemetry
 from common.schemas import KeysetPageSchema, schema_of
-from common.web.json_http import empty_response, http, json_response, load_body, load_query
+from common.web.json_http import (
+    REPLAYED_HEADER, empty_response, http, json_response, load_body, load_idempotency_key,
+    load_query)
 from gateway.auth import Auth
 from gateway.catalogue import CatalogueCache, catalogue_events, product_id_of
 from gateway.openapi import SWAGGER_PAGE, build_spec, documented
@@ -214,11 +216,12 @@ class GatewayService:
 
     @http("POST", "/orders")
     @documented("Place an order; stock is reserved next", "orders", auth="user", body=OrderBody,
-                answers={202: (OrderOut, "Accepted, pending")})
+                answers={202: (OrderOut, "Accepted, pending")}, idempotent=True)
     def place_order(self, request):
         claims = self.auth.user(request)
+        key = load_idempotency_key(request)
         body = load_body(request, OrderBody)
-        return json_response(202, self.orders.place_order(claims.user_id, body["items"]))
+        return keyed_answer(202, key, self.orders.place_order, claims.user_id, body["items"])
 
     @http("GET", "/orders")
     @documented("A page of the caller's orders (every order, for an admin asking for "
@@ -247,22 +250,35 @@ class GatewayService:
     @http("POST", f"/orders/{ORDER_ID}/pay")
     @documented("Pay an order awaiting payment", "orders", auth="user",
                 answers={200: (OrderOut, "Paid"), 402: (ErrorOut, "The payment was declined")},
-                errors=(409,))
+                errors=(409,), idempotent=True)
     def pay_order(self, request, order_id):
         claims = self.auth.user(request)
-        return json_response(200, self.orders.pay_order(order_id, claims.user_id))
+        key = load_idempotency_key(request)
+        return keyed_answer(200, key, self.orders.pay_order, order_id, claims.user_id)
 
     @http("POST", f"/orders/{ORDER_ID}/cancel")
     @documented("Cancel a pending or unpaid order", "orders", auth="user",
-                answers={200: (OrderOut, "Cancelled")}, errors=(409,))
+                answers={200: (OrderOut, "Cancelled")}, errors=(409,), idempotent=True)
     def cancel_order(self, request, order_id):
         claims = self.auth.user(request)
-        return json_response(200, self.orders.cancel_order(order_id, claims.user_id))
+        key = load_idempotency_key(request)
+        return keyed_answer(200, key, self.orders.cancel_order, order_id, claims.user_id)
 
 
     @catalogue_events
     def on_product_event(self, envelope):
         self.catalogue.forget(product_id_of(envelope))
+
+
+def keyed_answer(status, idempotency_key, call, *args):
+    """``call(*args)``'s answer as ``status``. With the request's
+    Idempotency-Key, the orders service carries the request out at most once
+    and says whether this answer is the first one's, replayed."""
+    if idempotency_key is None:
+        return json_response(status, call(*args))
+    answer = call(*args, idempotency_key=idempotency_key)
+    headers = {REPLAYED_HEADER: "true"} if answer["replayed"] else None
+    return json_response(status, answer["result"], headers)
 
 
 def static_file(request, directory, filename):

@@ -38,6 +38,10 @@ class Order(Base):
     reason: Mapped[str | None] = mapped_column(String(200), default=None)
     short: Mapped[list | None] = mapped_column(JSON, default=None)
     payment_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    # declined charges so far: the next charge's key for the payment provider
+    # (orders.payments.charge_key) counts them, so that a retry after a decline
+    # is a new charge, and a retry after a lost answer is the same one
+    payment_attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
@@ -112,3 +116,21 @@ class OutboxMessage(OutboxMessageMixin, Base):
     """Events waiting to be published (common.messaging.outbox)."""
 
     __tablename__ = "outbox"
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` and the answer its request got
+    (orders.idempotency). ``answer`` is None while the request is processed,
+    under a lease until ``locked_until``."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    user_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), default=None)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+

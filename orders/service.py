@@ -2,23 +2,25 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from sqlalchemy import func, insert, select, true
+from nameko.timer import timer
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.orm import lazyload
 
 from common.data.db import Database, deferred, page_query, utcnow
-from common.errors import Conflict, NotFound, PaymentRequired
+from common.errors import Conflict, NotFound, PaymentRequired, RequestInProgress
 from common.messaging.entrypoints import config_timer, health_check, rpc
 from common.messaging.events import handle_event
 from common.messaging.outbox import Outbox
 from common.messaging.rpc import ServiceRpc
 from common.observability.telemetry import Telemetry
-from common.schemas import load, load_id
-from orders import catalogue, expiry
+from common.schemas import IdempotencyKeySchema, load, load_id
+from orders import catalogue, expiry, idempotency
 from orders.domain import (
     PENDING, merge_lines, next_status, price_lines, total_of)
 from orders.models import Base, Order, OrderLine, OutboxMessage
-from orders.payments import PaymentDeclined, Payments
-from orders.pending import PendingOrdersGauges
+from orders.gauges import OrdersGauges
+from orders.idempotency import IdempotencyKeys
+from orders.payments import PaymentDeclined, Payments, charge_key
 from orders.schemas import (
     CatalogueProductSchema, ListAllOrdersSchema, ListOrdersSchema, OrderSchema, PlaceOrderSchema,
     ProductDeletedSchema, StockReservationFailedSchema, StockReservedSchema)
@@ -32,6 +34,8 @@ INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
 INSERT_ORDER_LINES = deferred(insert(OrderLine.__table__))
 # orders expired per statement (orders.expiry)
 EXPIRY_BATCH = 500
+# how often expired idempotency keys are looked for
+PRUNE_SECONDS = 60
 
 
 class OrdersService:
@@ -49,16 +53,22 @@ class OrdersService:
             "shop_order_reservation_seconds", "Time from an order's placement until "
             "inventory answered, by the status it moved to: awaiting_payment or rejected",
             ["status"])})
-    pending_orders = PendingOrdersGauges()
+    gauges = OrdersGauges()
+    idempotency_keys = IdempotencyKeys()
 
     ping = health_check()
 
     @rpc
-    def place_order(self, user_id, items):
+    def place_order(self, user_id, items, idempotency_key=None):
         """Store a ``pending`` order priced from the catalogue and ask inventory
         to reserve its stock (``stock_reservation_requested``).
-        ``items``: ``[{"product_id": 1, "quantity": 2}]``."""
+        ``items``: ``[{"product_id": 1, "quantity": 2}]``. With an
+        ``idempotency_key``, see :meth:`_once`."""
         request = load(PlaceOrderSchema, {"user_id": user_id, "items": items})
+        return self._once(request["user_id"], idempotency_key, "place_order",
+                          {"items": request["items"]}, lambda keep: self._place(request, keep))
+
+    def _place(self, request, keep_answer):
         lines = merge_lines(request["items"])
         priced = price_lines(lines, self._products([product_id for product_id, _ in lines]))
         now = utcnow()
@@ -76,9 +86,11 @@ class OrdersService:
         self.outbox.add("stock_reservation_requested", {
             "order_id": order["id"],
             "items": [{"product_id": pid, "quantity": quantity} for pid, quantity in lines]})
+        answer = order_schema.dump(order)
+        keep_answer(answer)
         self.db.session.commit()
         self.telemetry.orders.labels(status=PENDING).inc()
-        return order_schema.dump(order)
+        return answer
 
     @rpc
     def get_order(self, order_id, user_id=None):
@@ -98,35 +110,102 @@ class OrdersService:
             true(), load(ListAllOrdersSchema, {"limit": limit, "offset": offset}))
 
     @rpc
-    def pay_order(self, order_id, user_id):
+    def pay_order(self, order_id, user_id, idempotency_key=None):
         """Charge an order awaiting payment; it becomes ``paid`` and ``order_paid``
-        commits its stock. A declined payment leaves it awaiting payment (402)."""
-        order = self._order(order_id, load_id(user_id, "user"))
+        commits its stock. A declined payment leaves it awaiting payment (402).
+        With an ``idempotency_key``, see :meth:`_once`."""
+        order_id, user_id = load_id(order_id, "order"), load_id(user_id, "user")
+        return self._once(user_id, idempotency_key, "pay_order", {"order_id": order_id},
+                          lambda keep: self._pay(order_id, user_id, keep))
+
+    def _pay(self, order_id, user_id, keep_answer):
+        order = self._order(order_id, user_id)
         next_status(order.id, order.status, "pay")  # 409 before any charge
-        order_id, total = order.id, order.total
+        total, declined_attempts = order.total, order.payment_attempts
         # end the read before calling the provider: a slow one must not hold a connection
         self.db.session.rollback()
         try:
-            payment_id = self.payments.charge(order_id, total)
+            payment_id = self.payments.charge(
+                order_id, total, charge_key(order_id, declined_attempts))
         except PaymentDeclined as exc:
+            self._count_declined(order_id, declined_attempts)
             raise PaymentRequired(f"Payment for order {order_id} was declined: {exc}") from None
         try:
-            self._transition(order_id, "pay", lambda order: ("order_paid", {
+            return self._change(order_id, "pay", keep_answer, lambda order: ("order_paid", {
                 "order_id": order.id, "total": str(order.total), "payment_id": payment_id,
             }), payment_id=payment_id)
+        except RequestInProgress:
+            raise  # a retry holds the key now; it charges with the same key, and records this
         except Conflict:
-            # expired or cancelled while the provider charged: give the money back
-            self.payments.refund(payment_id)
+            # expired or cancelled while the provider charged: give the money back,
+            # unless a concurrent request recorded this very charge (same key)
+            self.db.session.rollback()
+            recorded = self._order(order_id, with_lines=False).payment_id
+            self.db.session.rollback()
+            if recorded != payment_id:
+                self.payments.refund(payment_id)
             raise
-        return order_schema.dump(self._order(order_id))
+
+    def _count_declined(self, order_id, declined_attempts):
+        """A declined charge: the next one goes to the provider with a new key."""
+        orders = Order.__table__
+        self.db.session.execute(
+            update(orders).where(orders.c.id == order_id,
+                                 orders.c.payment_attempts == declined_attempts)
+            .values(payment_attempts=declined_attempts + 1))
+        self.db.session.commit()
 
     @rpc
-    def cancel_order(self, order_id, user_id):
-        """Cancel a pending or unpaid order; ``order_cancelled`` releases its stock."""
-        self._order(order_id, load_id(user_id, "user"))
-        self._transition(order_id, "cancel", lambda order: (
+    def cancel_order(self, order_id, user_id, idempotency_key=None):
+        """Cancel a pending or unpaid order; ``order_cancelled`` releases its
+        stock. With an ``idempotency_key``, see :meth:`_once`."""
+        order_id, user_id = load_id(order_id, "order"), load_id(user_id, "user")
+        return self._once(user_id, idempotency_key, "cancel_order", {"order_id": order_id},
+                          lambda keep: self._cancel(order_id, user_id, keep))
+
+    def _cancel(self, order_id, user_id, keep_answer):
+        self._order(order_id, user_id)
+        return self._change(order_id, "cancel", keep_answer, lambda order: (
             "order_cancelled", {"order_id": order.id, "reason": "cancelled"}))
-        return order_schema.dump(self._order(order_id))
+
+    def _once(self, user_id, idempotency_key, operation, arguments, carry_out):
+        """``carry_out(keep_answer)``'s answer, where ``keep_answer(answer)`` is
+        called in the transaction that makes the change, before its commit.
+
+        With an ``idempotency_key``, the request is carried out at most once
+        for that key and user (orders.idempotency), and the answer is
+        ``{"result": answer, "replayed": bool}``: the first request's answer,
+        replayed, when the key was seen before. A failure gives the key up,
+        so that a retry carries the request out."""
+        if idempotency_key is None:
+            return carry_out(lambda answer: None)
+        key = load(IdempotencyKeySchema, {"Idempotency-Key": idempotency_key})["key"]
+        held = idempotency.claim(
+            self.db.session, user_id, key, idempotency.fingerprint(operation, arguments),
+            self.idempotency_keys.ttl, utcnow())
+        if isinstance(held, idempotency.Replay):
+            return {"result": held.answer, "replayed": True}
+        try:
+            answer = carry_out(
+                lambda answer: idempotency.keep_answer(self.db.session, held, answer))
+        except Exception:
+            self.db.session.rollback()
+            self._give_up(held)
+            raise
+        return {"result": answer, "replayed": False}
+
+    def _give_up(self, held):
+        try:
+            idempotency.give_up(self.db.session, held)
+        except Exception:  # the database is gone: the key's lease frees it
+            log.warning("idempotency key of user %s not freed; its lease will free it",
+                        held.user_id, exc_info=True)
+
+    @timer(interval=PRUNE_SECONDS)
+    def prune_idempotency_keys(self):
+        """Delete expired idempotency keys, a batch at a time until none is left."""
+        while idempotency.prune(self.db.session, utcnow()) >= idempotency.PRUNE_BATCH_SIZE:
+            pass
 
     @config_timer("EXPIRY_CHECK_SECONDS")
     def expire_orders(self):
@@ -216,7 +295,19 @@ class OrdersService:
             raise NotFound.entity("order", order_id)
         return order
 
-    def _transition(self, order_id, action, announce=None, **fields):
+    def _change(self, order_id, action, keep_answer, announce, **fields):
+        """Apply ``action`` (see :meth:`_transition`) and answer the order as
+        it then is, read and kept (``keep_answer``) in the change's transaction."""
+        answer = {}
+
+        def answer_with_the_change():
+            answer.update(order_schema.dump(self._order(order_id)))
+            keep_answer(answer)
+
+        self._transition(order_id, action, announce, answer_with_the_change, **fields)
+        return answer
+
+    def _transition(self, order_id, action, announce=None, before_commit=None, **fields):
         """Apply ``action`` and commit, in one conditional UPDATE whose WHERE
         clause is the state machine's rule (orders.domain.TRANSITIONS): of
         two changes racing, such as a payment and an expiry, one wins and
@@ -236,6 +327,8 @@ class OrdersService:
             raise Conflict(f"Order {order_id} is changing; try again", "order_busy")
         if announce is not None:
             self.outbox.add(*announce(changed))
+        if before_commit is not None:
+            before_commit()
         self.db.session.commit()
         self.telemetry.orders.labels(status=changed.status).inc()
         return changed

@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from common.errors import InvalidInput, ShopError
-from common.schemas import load
+from common.schemas import IdempotencyKeySchema, load
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,20 @@ def load_query(request, schema_class):
     return load(schema_class, request.args.to_dict(), "The query string is invalid")
 
 
+def load_idempotency_key(request):
+    """The request's ``Idempotency-Key`` header, checked; None without one."""
+    if IDEMPOTENCY_KEY_HEADER not in request.headers:
+        return None
+    header = {IDEMPOTENCY_KEY_HEADER: request.headers[IDEMPOTENCY_KEY_HEADER]}
+    return load(IdempotencyKeySchema, header, "The Idempotency-Key header is invalid")["key"]
+
+
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 TRACE_HEADERS = ("traceparent", "tracestate")
+# a client's key for retrying a request safely, and the mark of an answer replayed for it
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def request_id_of(request):
@@ -105,7 +116,8 @@ def request_id_of(request):
 
 CORS_PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE",
-    "Access-Control-Allow-Headers": f"Authorization, Content-Type, {REQUEST_ID_HEADER}",
+    "Access-Control-Allow-Headers":
+        f"Authorization, Content-Type, {REQUEST_ID_HEADER}, {IDEMPOTENCY_KEY_HEADER}",
     "Access-Control-Max-Age": "600",
 }
 
@@ -137,7 +149,8 @@ class JsonWsgiApp:
         response.headers[REQUEST_ID_HEADER] = request_id
         if cors:
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = f"Retry-After, {REQUEST_ID_HEADER}"
+            response.headers["Access-Control-Expose-Headers"] = \
+                f"Retry-After, {REQUEST_ID_HEADER}, {REPLAYED_HEADER}"
             response.headers.add("Vary", "Origin")
         return response(environ, start_response)
 
@@ -183,8 +196,8 @@ class JsonHttpRequestHandler(HttpRequestHandler):
     def _error_headers(self, exc):
         if exc.status == 401:
             return {"WWW-Authenticate": "Bearer"}
-        if exc.status == 429:
-            return {"Retry-After": str(exc.retry_after)}
+        if getattr(exc, "retry_after", None) is not None:  # 429, or a request in progress
+            return {"Retry-After": str(math.ceil(exc.retry_after))}
         if exc.status == 503:
             # by then an open circuit breaker lets a trial call through
             retry_after = self.container.config["RPC"]["BREAKER_RESET_SECONDS"]

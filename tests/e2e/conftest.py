@@ -1,3 +1,4 @@
+import copy
 import os
 import shutil
 import time
@@ -15,6 +16,7 @@ from gateway.service import GatewayService
 from inventory.service import InventoryService
 from orders.service import OrdersService
 from products.service import ProductsService
+from tests.conftest import free_port
 from users.service import UsersService
 
 ADMIN = {"USERNAME": "admin", "PASSWORD": "admin-password", "EMAIL": "admin@example.com"}
@@ -144,6 +146,20 @@ def runner(runner_factory, shop_config, settings):
 def api(runner, shop_config, database_engines):
     """The HTTP API of the running services."""
     return Api(f"http://{shop_config['WEB_SERVER_ADDRESS']}", database_engines)
+
+
+@pytest.fixture
+def second_gateway(runner, shop_config, container_factory, database_engines):
+    """Another gateway instance, on its own port, beside the runner's."""
+
+    def start():
+        config = copy.deepcopy(shop_config)
+        config["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{free_port()}"
+        container = container_factory(GatewayService, config)
+        container.start()
+        return container, Api(f"http://{config['WEB_SERVER_ADDRESS']}", database_engines)
+
+    return start
 
 
 @pytest.fixture

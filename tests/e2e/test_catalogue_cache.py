@@ -1,32 +1,14 @@
 """The catalogue cache across gateway instances: two gateways over one
 products service, an admin's change through one seen through the other
 within a second, a delete a 404 on both, and a new gateway starting cold."""
-import copy
 import re
 import time
 
 import pytest
 
 from gateway.catalogue import CatalogueEventHandler
-from gateway.service import GatewayService
-from tests.conftest import free_port
-from tests.e2e.conftest import Api
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def second_gateway(runner, shop_config, container_factory, database_engines):
-    """Another gateway instance, on its own port, beside the runner's."""
-
-    def start():
-        config = copy.deepcopy(shop_config)
-        config["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{free_port()}"
-        container = container_factory(GatewayService, config)
-        container.start()
-        return container, Api(f"http://{config['WEB_SERVER_ADDRESS']}", database_engines)
-
-    return start
 
 
 def cache_counts(api):

@@ -5,6 +5,7 @@ admin's restock shows in the catalogue, and user-supplied text stays text.
 Screenshots of the catalogue, the cart and an order, desktop and phone
 sized, are written to var/screenshots/."""
 import pathlib
+import re
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import text
 
 from tests.helpers import wait_for
 
@@ -178,6 +180,37 @@ def test_a_customer_shops_and_follows_the_order_to_paid_without_reloading(storef
     storefront.wait_for(lambda: storefront.heading() == "My orders")
     [row] = storefront.browser.find_elements(By.CSS_SELECTOR, "tr[data-order-id]")
     assert "Paid" in row.text and "53.90" in row.text
+    # placing and paying each went out with a fresh Idempotency-Key
+    keys = idempotency_keys(api)
+    assert len(set(keys)) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", key) for key in keys)
+
+
+def idempotency_keys(api):
+    with api.database_engines["orders"].connect() as connection:
+        return connection.execute(text("SELECT key FROM idempotency_keys")).scalars().all()
+
+
+def test_an_order_whose_answer_is_lost_is_sent_again_with_its_key_and_placed_once(
+        storefront, api):
+    [mug] = stocked(api, ("Mug", "9.50", 5))
+    storefront.new_customer_with_one_in_the_cart(mug)
+    # the shop places the order, but its answer never reaches the page
+    storefront.browser.execute_script("""
+        const realFetch = window.fetch;
+        let lost = false;
+        window.fetch = async (path, options) => {
+          const response = await realFetch(path, options);
+          if (!lost && path === "/orders" && options.method === "POST") {
+            lost = true;
+            throw new TypeError("the connection was reset");
+          }
+          return response;
+        };""")
+    storefront.click_button("Place the order")
+    storefront.wait_for(lambda: storefront.heading().startswith("Order #"))
+    with api.database_engines["orders"].connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM orders")).scalar_one() == 1
+    assert len(idempotency_keys(api)) == 1
 
 
 def test_an_order_for_more_than_the_stock_shows_rejected_with_the_shortage(storefront, api):

@@ -113,7 +113,8 @@ def test_paying_charges_the_total_and_announces_it(service):
     service.outbox.add.reset_mock()
     paid = service.pay_order(order["id"], ALICE)
     assert paid["status"] == "paid"
-    service.payments.charge.assert_called_once_with(order["id"], Decimal("39.98"))
+    service.payments.charge.assert_called_once_with(
+        order["id"], Decimal("39.98"), f"order-{order['id']}-attempt-1")
     service.outbox.add.assert_called_once_with(
         "order_paid", {"order_id": order["id"], "total": "39.98", "payment_id": "pay_1"})
 
@@ -125,6 +126,11 @@ def test_a_declined_payment_leaves_the_order_awaiting_payment(service):
         service.pay_order(order["id"], ALICE)
     assert "card expired" in str(declined.value)
     assert service.get_order(order["id"])["status"] == "awaiting_payment"
+    # the next try is a new charge for the provider, not the declined one again
+    service.payments.charge.side_effect = None
+    assert service.pay_order(order["id"], ALICE)["status"] == "paid"
+    assert [call.args[2] for call in service.payments.charge.call_args_list] == [
+        f"order-{order['id']}-attempt-1", f"order-{order['id']}-attempt-2"]
 
 
 def test_an_order_cannot_be_paid_before_its_stock_is_reserved(service):
@@ -138,7 +144,7 @@ def test_an_order_cannot_be_paid_before_its_stock_is_reserved(service):
 def test_a_payment_that_loses_the_race_with_expiry_is_refunded(service):
     order = reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
 
-    def charge_while_the_order_expires(order_id, amount):
+    def charge_while_the_order_expires(order_id, amount, idempotency_key):
         session = service.db.session
         session.execute(update(Order).where(Order.id == order_id)
                         .values(status="expired", version=Order.version + 1))
@@ -150,6 +156,24 @@ def test_a_payment_that_loses_the_race_with_expiry_is_refunded(service):
         service.pay_order(order["id"], ALICE)
     service.payments.refund.assert_called_once_with("pay_2")
     assert service.get_order(order["id"])["status"] == "expired"
+
+
+def test_a_payment_recorded_by_a_concurrent_request_is_not_refunded(service):
+    """Two requests pay the same order at once: both charges carry the same
+    key, so the provider charged once; the one that loses must not refund it."""
+    order = reserved(service, service.place_order(ALICE, [{"product_id": 1, "quantity": 1}]))
+
+    def charge_while_the_other_request_records_it(order_id, amount, idempotency_key):
+        session = service.db.session
+        session.execute(update(Order).where(Order.id == order_id).values(
+            status="paid", payment_id="pay_1", version=Order.version + 1))
+        session.commit()
+        return "pay_1"
+
+    service.payments.charge.side_effect = charge_while_the_other_request_records_it
+    with pytest.raises(Conflict):
+        service.pay_order(order["id"], ALICE)
+    service.payments.refund.assert_not_called()
 
 
 def test_another_users_order_is_not_found(service):

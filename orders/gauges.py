@@ -1,22 +1,25 @@
-"""How long placed orders wait for inventory, as the orders service's metrics.
+"""What the orders service counts in its database when Prometheus scrapes.
 
 A pending order waits for inventory's answer to its reservation request; it
 normally gets one within milliseconds. One that waits for minutes tells of a
 stopped inventory service, a lost event or a stalled outbox: the alert
 ``ShopOrdersStuckPending`` (deploy/prometheus/rules/shop.yml) fires on it.
+The idempotency keys kept grow with the requests that send one, and shrink
+as keys expire and are pruned.
 """
 from nameko.extensions import DependencyProvider
 
 from common.data.db import Database, waiting_rows
 from common.observability.telemetry import telemetry_of
+from orders import idempotency
 from orders.domain import PENDING
 from orders.models import Order
 
 
-class PendingOrdersGauges(DependencyProvider):
-    """``shop_orders_pending`` and ``shop_orders_pending_oldest_seconds``,
-    counted in the database when Prometheus scrapes (every instance of the
-    service reports the same figures)."""
+class OrdersGauges(DependencyProvider):
+    """``shop_orders_pending``, ``shop_orders_pending_oldest_seconds`` and
+    ``shop_idempotency_keys``, counted in the database at each scrape (every
+    instance of the service reports the same figures)."""
 
     def start(self):
         telemetry = telemetry_of(self.container)
@@ -26,11 +29,15 @@ class PendingOrdersGauges(DependencyProvider):
         telemetry.metrics.read_at_scrape(self.read, {
             "shop_orders_pending": "Orders placed and waiting for inventory's answer",
             "shop_orders_pending_oldest_seconds":
-                "How long the oldest pending order has waited; 0 when none waits"})
+                "How long the oldest pending order has waited; 0 when none waits",
+            "shop_idempotency_keys":
+                "Idempotency keys kept, with the answers their requests got"})
 
     def read(self):
         with self.database.Session() as session:
             waiting, oldest_seconds = waiting_rows(
                 session, Order.created_at, Order.status == PENDING)
+            keys = idempotency.kept(session)
         return {"shop_orders_pending": waiting,
-                "shop_orders_pending_oldest_seconds": oldest_seconds}
+                "shop_orders_pending_oldest_seconds": oldest_seconds,
+                "shop_idempotency_keys": keys}
