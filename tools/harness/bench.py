@@ -41,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -206,7 +207,7 @@ def run_round(stack, bench, concurrency, names):
                             ids=(DEEP_ORDERS_OFFSET - PAGES + 20, DEEP_ORDERS_OFFSET),
                             token=bench.customers[-1]),
         "place": dict(url=bench.shop, path="/orders", method="POST", ids=bench.ids,
-                      token=bench.customers[0],
+                      token=bench.customers[0], idempotency_keys=True,
                       body='{"items": [{"product_id": {id}, "quantity": 1}]}'),
     }
     floor = scenarios.pop("floor-one-hop")
@@ -355,7 +356,8 @@ def login(session, shop, username, password):
     return answer.json()["access_token"] if answer.status_code == 200 else None
 
 
-def run_wrk(concurrency, duration, url, path, method="GET", ids=(1,), token=None, body=None):
+def run_wrk(concurrency, duration, url, path, method="GET", ids=(1,), token=None, body=None,
+            idempotency_keys=False):
     out = OUT / "wrk.json"
     OUT.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BENCH_METHOD": method, "BENCH_PATH": path, "BENCH_OUT": str(out),
@@ -364,6 +366,8 @@ def run_wrk(concurrency, duration, url, path, method="GET", ids=(1,), token=None
         env["BENCH_TOKEN"] = token
     if body:
         env["BENCH_BODY"] = body
+    if idempotency_keys:
+        env["BENCH_IDEMPOTENCY_KEYS"] = "1"
     threads = min(concurrency, 2)
     subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{duration:g}s",
@@ -403,7 +407,8 @@ def run_flow(shop, tokens, ids, duration):
         with requests.Session() as session:
             while time.monotonic() < deadline:
                 started, placed_at = time.perf_counter(), utcnow()
-                placed = session.post(f"{shop}/orders", headers=headers, timeout=10, json={
+                placed = session.post(f"{shop}/orders", timeout=10, headers={
+                    **headers, "Idempotency-Key": uuid.uuid4().hex}, json={
                     "items": [{"product_id": chance.choice(ids), "quantity": 1}]})
                 if placed.status_code != 202:
                     with lock:
@@ -417,7 +422,8 @@ def run_flow(shop, tokens, ids, duration):
                                         timeout=10).json()
                     status = order["status"]
                 seen = time.perf_counter()
-                paid = session.post(f"{shop}/orders/{order_id}/pay", headers=headers, timeout=10)
+                paid = session.post(f"{shop}/orders/{order_id}/pay", timeout=10, headers={
+                    **headers, "Idempotency-Key": uuid.uuid4().hex})
                 with lock:
                     if status != "awaiting_payment" or paid.status_code != 200:
                         errors.append(status if paid.status_code == 200 else paid.status_code)

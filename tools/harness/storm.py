@@ -6,6 +6,11 @@ The shop runs in its own RabbitMQ virtual host (``shop-<run>``) and on its own
 databases: fresh SQLite files under var/<run>/, or the ``shop_<run>_<service>``
 PostgreSQL databases, which are emptied first. Migrations run once, before any
 service starts. Service logs go to var/<run>/<instance>.log.
+
+The customers are careful clients: each order, payment and cancellation goes
+out with a fresh Idempotency-Key, and is sent again with the same key after no
+answer, a 5xx or a 409 request_in_progress. The checks then count duplicate
+orders: orders beyond one per key that placed an order.
 """
 import json
 import os
@@ -16,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +40,8 @@ PG_URI = os.environ.get("PG_URI", "postgresql://postgres@127.0.0.1:5432")
 ADMIN = ("storm-admin", "storm-admin-password")
 PRODUCTS, INITIAL_STOCK = 10, 40
 SETTLE_TIMEOUT = 120
+# how long a customer goes on retrying one request, and the longest it waits between tries
+RETRY_SECONDS, MAX_RETRY_WAIT = 30, 2.0
 
 
 @dataclass
@@ -234,12 +242,15 @@ class Shop:
     def __init__(self, base_urls):
         self.base_urls = base_urls
         self.statuses = Counter()
+        self.retries = 0
         self.accepted = {}  # order id -> quantity per product
         self.lock = threading.Lock()
         self.local = threading.local()
 
-    def call(self, method, path, token=None, **kwargs):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def call(self, method, path, token=None, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         base_url = getattr(self.local, "base_url", self.base_urls[0])
         try:
             response = requests.request(
@@ -254,6 +265,21 @@ class Shop:
         with self.lock:
             self.statuses[status] += 1
         return response
+
+    def call_once(self, operation, method, path, token, **kwargs):
+        """A careful client's request: a fresh Idempotency-Key, and the same
+        key again after no answer, a 5xx or a 409 request_in_progress, for up
+        to RETRY_SECONDS. Answers the last response (None if none came)."""
+        headers = {"Idempotency-Key": f"{operation}-{uuid.uuid4().hex}"}
+        give_up = time.monotonic() + RETRY_SECONDS
+        while True:
+            response = self.call(method, path, token, headers=headers, **kwargs)
+            if not worth_retrying(response) or time.monotonic() > give_up:
+                return response
+            with self.lock:
+                self.retries += 1
+            retry_after = float(response.headers.get("Retry-After", 0)) if response else 0
+            time.sleep(min(max(retry_after, 0.2), MAX_RETRY_WAIT))
 
     def token(self, username, password):
         response = self.call("POST", "/login", json={"username": username, "password": password})
@@ -293,14 +319,15 @@ class Shop:
             thread.start()
         for thread in threads:
             thread.join()
-        return {"accepted": dict(self.accepted), "statuses": dict(self.statuses)}
+        return {"accepted": dict(self.accepted), "statuses": dict(self.statuses),
+                "retries": self.retries}
 
     def customer(self, token, product_ids, deadline, base_url):
         self.local.base_url = base_url
         chance = random.Random()
         while time.monotonic() < deadline:
             lines = {pid: chance.randint(1, 3) for pid in chance.sample(product_ids, chance.randint(1, 3))}
-            placed = self.call("POST", "/orders", token, json={
+            placed = self.call_once("place", "POST", "/orders", token, json={
                 "items": [{"product_id": p, "quantity": q} for p, q in lines.items()]})
             if placed is None or placed.status_code != 202:
                 time.sleep(0.2)
@@ -312,9 +339,9 @@ class Shop:
             if status == "awaiting_payment":
                 choice = chance.random()
                 if choice < 0.6:
-                    self.call("POST", f"/orders/{order_id}/pay", token)
+                    self.call_once("pay", "POST", f"/orders/{order_id}/pay", token)
                 elif choice < 0.85:
-                    self.call("POST", f"/orders/{order_id}/cancel", token)
+                    self.call_once("cancel", "POST", f"/orders/{order_id}/cancel", token)
 
     def wait_for_answer(self, token, order_id, deadline):
         while time.monotonic() < deadline:
@@ -325,6 +352,12 @@ class Shop:
                     return status
             time.sleep(0.1)
         return None
+
+
+def worth_retrying(response):
+    if response is None or response.status_code >= 500:
+        return True
+    return response.status_code == 409 and response.json().get("error") == "request_in_progress"
 
 
 def settle_and_check(env, storm, product_ids):
@@ -363,8 +396,10 @@ def settle_and_check(env, storm, product_ids):
     # error, or no answer at all, is a failure
     server_errors = {str(status): count for status, count in storm["statuses"].items()
                      if not isinstance(status, int) or (status >= 500 and status != 503)}
+    duplicates = len(state["orders"]) - len(state["orders_placed_by_a_key"])
     checks = {
         "orders lost": len(lost) == 0,
+        "duplicate orders": duplicates == 0,
         "only 503 with Retry-After as server errors": not server_errors,
         "orders stuck pending": state["pending"] == 0,
         "negative or over-reserved stock": not broken_stock,
@@ -381,6 +416,8 @@ def settle_and_check(env, storm, product_ids):
                               and state["orders"][order_id] != "pending"),
         "orders_lost": lost,
         "orders_stuck_pending": state["pending"],
+        "duplicate_orders": duplicates,
+        "requests_retried": storm["retries"],
         "orders_by_status": dict(Counter(state["orders"].values())),
         "broken_stock": broken_stock,
         "unconserved_stock": unconserved,
@@ -402,6 +439,12 @@ def read_state(engines):
                 "JOIN order_lines l ON l.order_id = o.id")):
             held[(status, product_id)] += quantity
         unsent = connection.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+        # every order of the storm is placed with a key ("place-..."), whose answer names it
+        placed_by_a_key = {
+            (json.loads(answer) if isinstance(answer, str) else answer)["id"]
+            for answer in connection.execute(text(
+                "SELECT answer FROM idempotency_keys "
+                "WHERE key LIKE 'place-%' AND answer IS NOT NULL")).scalars()}
     with engines["inventory"].connect() as connection:
         stock = {row.product_id: {"on_hand": row.on_hand, "reserved": row.reserved}
                  for row in connection.execute(
@@ -409,6 +452,7 @@ def read_state(engines):
         unsent += connection.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
     return {
         "orders": orders,
+        "orders_placed_by_a_key": placed_by_a_key,
         "pending": sum(1 for status in orders.values() if status == "pending"),
         "sold": {pid: q for (status, pid), q in held.items() if status == "paid"},
         "awaiting": {pid: q for (status, pid), q in held.items() if status == "awaiting_payment"},
@@ -424,6 +468,8 @@ def print_report(title, report):
     print(f"  orders settled             {report['orders_settled']}")
     print(f"  orders lost                {len(report['orders_lost'])}")
     print(f"  orders stuck pending       {report['orders_stuck_pending']}")
+    print(f"  duplicate orders           {report['duplicate_orders']} "
+          f"({report['requests_retried']} requests retried with their key)")
     print(f"  orders by status           {report['orders_by_status']}")
     print(f"  negative stock             {report['broken_stock'] or 'none'}")
     print(f"  stock conservation         "

@@ -1,6 +1,7 @@
 -- wrk script for tools/harness/bench.py: one request shape, from the environment.
 -- BENCH_PATH and BENCH_BODY may hold {id}, replaced per request by a random
--- integer in [BENCH_ID_MIN, BENCH_ID_MAX]; BENCH_TOKEN adds a bearer token.
+-- integer in [BENCH_ID_MIN, BENCH_ID_MAX]; BENCH_TOKEN adds a bearer token;
+-- BENCH_IDEMPOTENCY_KEYS a new Idempotency-Key to each request, as careful clients send.
 -- At the end, the figures go to BENCH_OUT as JSON (latencies in microseconds).
 local method = os.getenv("BENCH_METHOD") or "GET"
 local path = os.getenv("BENCH_PATH") or "/"
@@ -8,6 +9,7 @@ local body = os.getenv("BENCH_BODY")
 local token = os.getenv("BENCH_TOKEN")
 local low = tonumber(os.getenv("BENCH_ID_MIN") or "1")
 local high = tonumber(os.getenv("BENCH_ID_MAX") or "1")
+local keyed = os.getenv("BENCH_IDEMPOTENCY_KEYS")
 
 local headers = {}
 if body then headers["Content-Type"] = "application/json" end
@@ -19,12 +21,19 @@ function setup(thread)
   thread:set("seed", counter)
 end
 
+local sent, run_id = 0, nil
 function init(args)
   math.randomseed(os.time() * 1000 + seed)
+  -- a run's keys never meet an earlier run's: the start time is in each
+  run_id = string.format("%d-%d-%08x", os.time(), seed, math.random(0, 0x7fffffff))
 end
 
 function request()
   local id = tostring(math.random(low, high))
+  if keyed then
+    sent = sent + 1
+    headers["Idempotency-Key"] = run_id .. "-" .. sent
+  end
   local this_body = nil
   if body then this_body = (body:gsub("{id}", id)) end
   return wrk.format(method, (path:gsub("{id}", id)), headers, this_body)
