@@ -2,53 +2,52 @@
 first one was, and changes nothing more (the IETF httpapi draft's
 ``Idempotency-Key``, as payment APIs use it).
 
-A key belongs to the user who sent it. Before its request is carried out,
-the key is claimed in a row of its own, with a lease: a retry that arrives
-meanwhile is refused with 409 and ``Retry-After`` (RequestInProgress), never
-carried out beside it. The answer is written with the change itself, in
-the same transaction, so a crash cannot keep one without the other: a retry
-then finds the answer and replays it, or finds no change and, once the lease
-has run out, carries the request out. A request that fails without changing
-anything gives its key up, so that a retry runs it again. The same key with
-another request (another body, another order) is refused with 422.
+A key belongs to the user who sent it. Its row, with the answer, is written
+in the transaction that makes the request's change, so a crash cannot keep
+one without the other, and the key's primary key lets only one request with
+it commit. A request whose key was used before therefore fails: its commit
+fails on the key, or it finds its change already made (the order paid, say)
+or no longer possible. Only then does the service look the key up, and
+replay the answer it kept, or refuse the same key sent with another request
+(another body, another order) with 422. A first request, the usual case,
+costs no lookup and no round trip of its own. A request that fails changes
+nothing and keeps no key, so a retry carries it out afresh.
 
 Keys expire after ``IDEMPOTENCY.KEY_TTL_SECONDS``, and are pruned in batches.
 """
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import delete, func, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_
 
 from common.config import IdempotencySettings
+from common.data.db import deferred
 from common.errors import IdempotencyKeyReused, RequestInProgress
 from orders.models import IdempotencyKey
 
-# longer than any request is carried out for: the gateway gives up on one
-# after RPC.TIMEOUT_SECONDS (5 s by default)
-LEASE_SECONDS = 10
 PRUNE_BATCH_SIZE = 1000
-# a claim lost to a concurrent prune or give-up is tried again this often
-CLAIM_ATTEMPTS = 3
+
+# built once: a keyed order runs both
+_THIS_KEY = (IdempotencyKey.user_id == bindparam("user_id"),
+             IdempotencyKey.key == bindparam("key"))
+FIND_KEY = select(IdempotencyKey.fingerprint, IdempotencyKey.answer,
+                  IdempotencyKey.expires_at).where(*_THIS_KEY)
+# sent with the COMMIT on PostgreSQL: the key's primary key is what a
+# request whose key was used before fails on
+KEEP_KEY = deferred(insert(IdempotencyKey.__table__))
+FORGET_EXPIRED_KEY = delete(IdempotencyKey.__table__).where(
+    *_THIS_KEY, IdempotencyKey.expires_at <= bindparam("now"))
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A key this request holds until ``lease``: it may carry the request out."""
-
+class KeyedRequest:
     user_id: int
     key: str
-    lease: object
-
-
-@dataclass(frozen=True)
-class Replay:
-    """The key's request was carried out before: this is what it answered."""
-
-    answer: dict
+    fingerprint: str
 
 
 def fingerprint(operation, arguments):
@@ -58,76 +57,34 @@ def fingerprint(operation, arguments):
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def claim(session, user_id, key, request_fingerprint, ttl, now):
-    """Claim ``key`` for a request, committed at once: a :class:`Claim` to
-    carry it out, or a :class:`Replay` of the answer it got before. Raises
-    IdempotencyKeyReused for another request's key and RequestInProgress
-    while the first request with it still holds its lease."""
-    lease = now + timedelta(seconds=LEASE_SECONDS)
-    this = (IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-    for _ in range(CLAIM_ATTEMPTS):
-        try:
-            session.execute(insert(IdempotencyKey).values(
-                user_id=user_id, key=key, fingerprint=request_fingerprint, locked_until=lease,
-                created_at=now, expires_at=now + ttl))
-            session.commit()
-            return Claim(user_id, key, lease)
-        except IntegrityError:  # the key is known
-            session.rollback()
-        known = session.get(IdempotencyKey, (user_id, key), populate_existing=True)
-        if known is None:  # pruned or given up meanwhile
-            continue
-        if known.expires_at <= now:  # expired, not pruned yet: a new request
-            taken = update(IdempotencyKey).where(
-                *this, IdempotencyKey.expires_at == known.expires_at).values(
-                fingerprint=request_fingerprint, answer=None, locked_until=lease,
-                created_at=now, expires_at=now + ttl)
-        elif known.fingerprint != request_fingerprint:
-            session.rollback()
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used for a different request; "
-                "use a new key for a new request")
-        elif known.locked_until is None:
-            answer = known.answer
-            session.rollback()
-            return Replay(answer)
-        elif known.locked_until > now:
-            session.rollback()
-            raise RequestInProgress(
-                "A request with this Idempotency-Key is still being processed; "
-                "retry shortly")
-        else:  # its first request died before it changed anything
-            taken = update(IdempotencyKey).where(
-                *this, IdempotencyKey.locked_until == known.locked_until).values(
-                locked_until=lease)
-        if session.execute(taken).rowcount == 1:
-            session.commit()
-            return Claim(user_id, key, lease)
-        session.rollback()  # another request took it first
-    raise RequestInProgress(
-        "A request with this Idempotency-Key is still being processed; retry shortly")
+def earlier_answer(session, request, now):
+    """The answer the key's request got, or None for a key not seen (or
+    expired). IdempotencyKeyReused for a key sent with another request."""
+    known = session.execute(
+        FIND_KEY, {"user_id": request.user_id, "key": request.key}).one_or_none()
+    if known is None or known.expires_at <= now:
+        return None
+    if known.fingerprint != request.fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used for a different request; "
+            "use a new key for a new request")
+    return known.answer
 
 
-def keep_answer(session, held, answer):
-    """Store the request's answer with the change it made: call it in the
-    change's transaction, before its commit. A claim whose lease ran out
-    and was taken by a retry is no longer this request's: RequestInProgress,
-    and the change must be rolled back."""
-    kept = session.execute(update(IdempotencyKey).where(
-        IdempotencyKey.user_id == held.user_id, IdempotencyKey.key == held.key,
-        IdempotencyKey.locked_until == held.lease).values(answer=answer, locked_until=None))
-    if kept.rowcount != 1:
-        raise RequestInProgress(
-            "A retry of this request took its Idempotency-Key over; retry shortly")
+def keep_answer(session, request, answer, ttl, now):
+    """Write the key and its answer in the change's transaction, before its commit."""
+    session.execute(KEEP_KEY, {
+        "user_id": request.user_id, "key": request.key, "fingerprint": request.fingerprint,
+        "answer": answer, "created_at": now, "expires_at": now + ttl})
 
 
-def give_up(session, held):
-    """The request changed nothing (it failed): free its key, so that a
-    retry carries it out. Commits."""
-    session.execute(delete(IdempotencyKey).where(
-        IdempotencyKey.user_id == held.user_id, IdempotencyKey.key == held.key,
-        IdempotencyKey.locked_until == held.lease))
+def forget_expired(session, request, now):
+    """Delete the key if its use has expired (not pruned yet), so that the
+    request can be carried out afresh; whether it was. Commits."""
+    forgotten = session.execute(FORGET_EXPIRED_KEY, {
+        "user_id": request.user_id, "key": request.key, "now": now}).rowcount
     session.commit()
+    return forgotten == 1
 
 
 def prune(session, now):
@@ -147,12 +104,30 @@ def kept(session):
 
 
 class IdempotencyKeys(DependencyProvider):
-    """``self.idempotency_keys.ttl``: how long keys are kept
-    (``IDEMPOTENCY.KEY_TTL_SECONDS``), read once per service."""
+    """``self.idempotency_keys``: how long keys are kept
+    (``IDEMPOTENCY.KEY_TTL_SECONDS``), and the keyed requests this process
+    is carrying out."""
 
     def setup(self):
         settings = IdempotencySettings().load(self.container.config.get("IDEMPOTENCY") or {})
         self.ttl = timedelta(seconds=settings["KEY_TTL_SECONDS"])
+        self.carried_out = set()
+
+    @contextmanager
+    def in_progress(self, request):
+        """Marks ``request`` as being carried out here. A retry that reaches
+        this process meanwhile is refused with 409 and Retry-After rather
+        than carried out beside it; one that reaches another instance fails
+        its commit on the key there, and replays this one's answer."""
+        mark = (request.user_id, request.key)
+        if mark in self.carried_out:
+            raise RequestInProgress(
+                "A request with this Idempotency-Key is still being processed; retry shortly")
+        self.carried_out.add(mark)
+        try:
+            yield
+        finally:
+            self.carried_out.discard(mark)
 
     def get_dependency(self, worker_ctx):
         return self

@@ -119,9 +119,8 @@ class OutboxMessage(OutboxMessageMixin, Base):
 
 
 class IdempotencyKey(Base):
-    """A client's ``Idempotency-Key`` and the answer its request got
-    (orders.idempotency). ``answer`` is None while the request is processed,
-    under a lease until ``locked_until``."""
+    """A client's ``Idempotency-Key`` and the answer its request got,
+    written with the request's change (orders.idempotency)."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
@@ -129,8 +128,7 @@ class IdempotencyKey(Base):
     user_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    answer: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), default=None)
-    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    answer: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -4,10 +4,11 @@ from datetime import timedelta
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 from sqlalchemy import func, insert, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import lazyload
 
 from common.data.db import Database, deferred, page_query, utcnow
-from common.errors import Conflict, NotFound, PaymentRequired, RequestInProgress
+from common.errors import Conflict, NotFound, PaymentRequired, ShopError
 from common.messaging.entrypoints import config_timer, health_check, rpc
 from common.messaging.events import handle_event
 from common.messaging.outbox import Outbox
@@ -134,8 +135,6 @@ class OrdersService:
             return self._change(order_id, "pay", keep_answer, lambda order: ("order_paid", {
                 "order_id": order.id, "total": str(order.total), "payment_id": payment_id,
             }), payment_id=payment_id)
-        except RequestInProgress:
-            raise  # a retry holds the key now; it charges with the same key, and records this
         except Conflict:
             # expired or cancelled while the provider charged: give the money back,
             # unless a concurrent request recorded this very charge (same key)
@@ -174,32 +173,33 @@ class OrdersService:
 
         With an ``idempotency_key``, the request is carried out at most once
         for that key and user (orders.idempotency), and the answer is
-        ``{"result": answer, "replayed": bool}``: the first request's answer,
-        replayed, when the key was seen before. A failure gives the key up,
-        so that a retry carries the request out."""
+        ``{"result": answer, "replayed": bool}``: the answer of the request
+        that committed with the key, replayed, when that was not this one.
+        The key is looked up only when the request fails, as one whose key
+        was used before does."""
         if idempotency_key is None:
             return carry_out(lambda answer: None)
-        key = load(IdempotencyKeySchema, {"Idempotency-Key": idempotency_key})["key"]
-        held = idempotency.claim(
-            self.db.session, user_id, key, idempotency.fingerprint(operation, arguments),
-            self.idempotency_keys.ttl, utcnow())
-        if isinstance(held, idempotency.Replay):
-            return {"result": held.answer, "replayed": True}
-        try:
-            answer = carry_out(
-                lambda answer: idempotency.keep_answer(self.db.session, held, answer))
-        except Exception:
-            self.db.session.rollback()
-            self._give_up(held)
-            raise
-        return {"result": answer, "replayed": False}
+        request = idempotency.KeyedRequest(
+            user_id, load(IdempotencyKeySchema, {"Idempotency-Key": idempotency_key})["key"],
+            idempotency.fingerprint(operation, arguments))
+        def keep_answer(answer):
+            idempotency.keep_answer(
+                self.db.session, request, answer, self.idempotency_keys.ttl, utcnow())
 
-    def _give_up(self, held):
-        try:
-            idempotency.give_up(self.db.session, held)
-        except Exception:  # the database is gone: the key's lease frees it
-            log.warning("idempotency key of user %s not freed; its lease will free it",
-                        held.user_id, exc_info=True)
+        with self.idempotency_keys.in_progress(request):
+            while True:
+                try:
+                    return {"result": carry_out(keep_answer), "replayed": False}
+                except (IntegrityError, ShopError):
+                    # the key was used before (its commit failed on it, or the
+                    # change was already made), or the request failed on its own
+                    self.db.session.rollback()
+                    earlier = idempotency.earlier_answer(self.db.session, request, utcnow())
+                    if earlier is not None:
+                        return {"result": earlier, "replayed": True}
+                    # an expired use of the key stood in the way: without it, try again
+                    if not idempotency.forget_expired(self.db.session, request, utcnow()):
+                        raise
 
     @timer(interval=PRUNE_SECONDS)
     def prune_idempotency_keys(self):

@@ -1,8 +1,7 @@
 """Idempotency keys in the orders service: replay, another request's key,
-a key in use, its lease, expiry and pruning, with a real database."""
+a key in use, a concurrent request that commits first, expiry and pruning,
+with a real database."""
 from datetime import timedelta
-from types import SimpleNamespace
-
 import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, insert, select
@@ -12,6 +11,7 @@ from common.errors import (
     Conflict, IdempotencyKeyReused, InvalidInput, NotFound, RequestInProgress)
 from common.messaging.events import envelope
 from orders import idempotency
+from orders.idempotency import IdempotencyKeys
 from orders.models import IdempotencyKey, Order
 from orders.service import OrdersService
 
@@ -23,11 +23,19 @@ CUP = [{"product_id": 1, "quantity": 1}]
 TTL = timedelta(hours=24)
 
 
+def idempotency_keys():
+    """The real provider, set up as its container would."""
+    keys = IdempotencyKeys()
+    keys.container = type("Container", (), {"config": {}})()
+    keys.setup()
+    return keys
+
+
 @pytest.fixture
 def service(db):
     service = worker_factory(
         OrdersService, db=db("orders"), config={"RESERVATION_TTL_SECONDS": 900},
-        idempotency_keys=SimpleNamespace(ttl=TTL))
+        idempotency_keys=idempotency_keys())
     service.products.get_many.side_effect = lambda ids: [p for p in CATALOGUE if p["id"] in ids]
     service.payments.charge.return_value = "pay_1"
     return service
@@ -46,12 +54,12 @@ def reserved(service, order):
     return order
 
 
-def hold(service, user_id, key, fingerprint="another request", locked_until=None, **fields):
-    """A key row as another request left it."""
+def committed_elsewhere(service, user_id, key, request, answer):
+    """The key as a request on another instance committed it."""
     now = utcnow()
     service.db.session.execute(insert(IdempotencyKey).values(
-        user_id=user_id, key=key, fingerprint=fingerprint, created_at=now,
-        expires_at=now + TTL, locked_until=locked_until, **fields))
+        user_id=user_id, key=key, fingerprint=request, answer=answer,
+        created_at=now, expires_at=now + TTL))
     service.db.session.commit()
 
 
@@ -60,11 +68,10 @@ def test_a_retry_with_the_key_is_answered_as_the_first_request_and_places_nothin
     again = service.place_order(ALICE, CUP, idempotency_key="k-1")
     assert first["replayed"] is False and again["replayed"] is True
     assert again["result"] == first["result"] and first["result"]["status"] == "pending"
-    assert orders_count(service) == 1
-    service.outbox.add.assert_called_once()  # one reservation request
+    # the retry placed its order again, then found the key used: rolled back
+    assert service.db.session.scalars(select(Order.id)).all() == [first["result"]["id"]]
     [kept] = keys(service)
-    assert (kept.user_id, kept.key, kept.locked_until) == (ALICE, "k-1", None)
-    assert kept.answer == first["result"]
+    assert (kept.user_id, kept.key, kept.answer) == (ALICE, "k-1", first["result"])
 
 
 def test_without_a_key_the_answer_is_the_order_itself(service):
@@ -87,20 +94,30 @@ def test_a_key_belongs_to_its_user(service):
     assert orders_count(service) == 2
 
 
-def test_a_key_whose_first_request_is_in_progress_is_refused_for_now(service):
-    request = idempotency.fingerprint("place_order", {"items": CUP})
-    hold(service, ALICE, "k-1", request, locked_until=utcnow() + timedelta(seconds=5))
-    with pytest.raises(RequestInProgress) as busy:
-        service.place_order(ALICE, CUP, idempotency_key="k-1")
+def test_a_retry_while_this_instance_carries_the_request_out_is_refused_for_now(service):
+    request = idempotency.KeyedRequest(ALICE, "k-1", idempotency.fingerprint(
+        "place_order", {"items": CUP}))
+    with service.idempotency_keys.in_progress(request):
+        with pytest.raises(RequestInProgress) as busy:
+            service.place_order(ALICE, CUP, idempotency_key="k-1")
     assert busy.value.status == 409 and busy.value.retry_after == 1
     assert orders_count(service) == 0
+    assert service.place_order(ALICE, CUP, idempotency_key="k-1")["replayed"] is False
 
 
-def test_a_key_whose_first_request_died_is_carried_out_once_its_lease_ran_out(service):
+def test_a_request_whose_key_another_instance_commits_first_replays_its_answer(service):
+    """Both instances carried the request out; the key lets one commit."""
     request = idempotency.fingerprint("place_order", {"items": CUP})
-    hold(service, ALICE, "k-1", request, locked_until=utcnow() - timedelta(seconds=1))
+    theirs = {"id": 99, "status": "pending"}
+
+    def product_lookup_while_the_other_instance_commits(ids):
+        committed_elsewhere(service, ALICE, "k-1", request, theirs)
+        return [p for p in CATALOGUE if p["id"] in ids]
+
+    service.products.get_many.side_effect = product_lookup_while_the_other_instance_commits
     placed = service.place_order(ALICE, CUP, idempotency_key="k-1")
-    assert placed["replayed"] is False and orders_count(service) == 1
+    assert placed == {"result": theirs, "replayed": True}
+    assert orders_count(service) == 0  # this instance's order was rolled back
 
 
 def test_an_expired_key_is_a_new_request(service):
@@ -111,9 +128,11 @@ def test_an_expired_key_is_a_new_request(service):
     service.db.session.commit()
     placed = service.place_order(ALICE, CUP, idempotency_key="old")
     assert placed["replayed"] is False and placed["result"]["id"] != 99
+    [kept] = keys(service)
+    assert kept.answer == placed["result"] and kept.expires_at > now
 
 
-def test_a_request_that_fails_gives_its_key_up(service):
+def test_a_request_that_fails_keeps_no_key(service):
     with pytest.raises(InvalidInput):
         service.place_order(ALICE, [{"product_id": 7, "quantity": 1}], idempotency_key="k-1")
     assert keys(service) == []
@@ -136,6 +155,26 @@ def test_a_payment_retried_with_its_key_is_replayed_and_charged_once(service):
         service.cancel_order(order["id"], ALICE, idempotency_key="pay-1")
 
 
+def test_a_payment_whose_key_another_instance_commits_first_charges_once(service):
+    """Both instances charged with the order's provider key, so the provider
+    charged once; the one that commits second replays, and refunds nothing."""
+    order = reserved(service, service.place_order(ALICE, CUP))
+    request = idempotency.fingerprint("pay_order", {"order_id": order["id"]})
+    theirs = {"id": order["id"], "status": "paid"}
+
+    def charge_while_the_other_instance_commits(order_id, amount, idempotency_key):
+        service.db.session.execute(Order.__table__.update().values(
+            status="paid", payment_id="pay_1", version=Order.version + 1))
+        service.db.session.commit()
+        committed_elsewhere(service, ALICE, "pay-1", request, theirs)
+        return "pay_1"
+
+    service.payments.charge.side_effect = charge_while_the_other_instance_commits
+    paid = service.pay_order(order["id"], ALICE, idempotency_key="pay-1")
+    assert paid == {"result": theirs, "replayed": True}
+    service.payments.refund.assert_not_called()
+
+
 def test_a_cancellation_retried_with_its_key_is_replayed(service):
     order = service.place_order(ALICE, CUP)
     first = service.cancel_order(order["id"], ALICE, idempotency_key="cancel-1")
@@ -152,21 +191,6 @@ def test_a_key_that_is_not_printable_ascii_is_invalid(service, key):
         service.place_order(ALICE, CUP, idempotency_key=key)
     assert list(invalid.value.details) == ["Idempotency-Key"]
     assert orders_count(service) == 0
-
-
-def test_a_request_whose_lease_was_taken_over_keeps_no_change(service):
-    """Held past its lease and taken over by a retry, a request must not
-    commit its change beside the retry's."""
-    session = service.db.session
-    held = idempotency.claim(session, ALICE, "k-1", "request", TTL, utcnow())
-    session.execute(IdempotencyKey.__table__.update().values(
-        locked_until=utcnow() + timedelta(seconds=30)))
-    session.commit()
-    with pytest.raises(RequestInProgress):
-        idempotency.keep_answer(session, held, {"id": 1})
-    session.rollback()
-    idempotency.give_up(session, held)  # not its key any more: left to the retry
-    assert [key.locked_until is not None for key in keys(service)] == [True]
 
 
 def test_expired_keys_are_pruned_in_batches(service):

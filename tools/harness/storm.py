@@ -443,8 +443,7 @@ def read_state(engines):
         placed_by_a_key = {
             (json.loads(answer) if isinstance(answer, str) else answer)["id"]
             for answer in connection.execute(text(
-                "SELECT answer FROM idempotency_keys "
-                "WHERE key LIKE 'place-%' AND answer IS NOT NULL")).scalars()}
+                "SELECT answer FROM idempotency_keys WHERE key LIKE 'place-%'")).scalars()}
     with engines["inventory"].connect() as connection:
         stock = {row.product_id: {"on_hand": row.on_hand, "reserved": row.reserved}
                  for row in connection.execute(

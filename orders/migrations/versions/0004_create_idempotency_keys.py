@@ -20,8 +20,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("answer", sa.JSON(), nullable=True),
-        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answer", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
