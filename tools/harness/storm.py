@@ -468,7 +468,7 @@ def print_report(title, report):
     print(f"  orders lost                {len(report['orders_lost'])}")
     print(f"  orders stuck pending       {report['orders_stuck_pending']}")
     print(f"  duplicate orders           {report['duplicate_orders']} "
-          f"({report['requests_retried']} requests retried with their key)")
+          f"({report['requests_retried']} retried with their key)")
     print(f"  orders by status           {report['orders_by_status']}")
     print(f"  negative stock             {report['broken_stock'] or 'none'}")
     print(f"  stock conservation         "
