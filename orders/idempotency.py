@@ -31,7 +31,7 @@ from orders.models import IdempotencyKey
 
 PRUNE_BATCH_SIZE = 1000
 
-# built once: a keyed order runs both
+# built once: every keyed request writes its key; one that fails looks it up
 _THIS_KEY = (IdempotencyKey.user_id == bindparam("user_id"),
              IdempotencyKey.key == bindparam("key"))
 FIND_KEY = select(IdempotencyKey.fingerprint, IdempotencyKey.answer,
