@@ -27,6 +27,10 @@ COPY inventory ./inventory
 COPY gateway ./gateway
 COPY tools ./tools
 COPY config.yaml ./
+# which commit the image holds, for the services to report (common/build.py):
+#   docker build --build-arg SHOP_REVISION=$(git rev-parse --short=12 HEAD) .
+ARG SHOP_REVISION=unknown
+ENV SHOP_REVISION=$SHOP_REVISION
 RUN pip install --no-deps -c constraints.txt . \
     && useradd --create-home --uid 10001 shop
 

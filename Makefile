@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data dlq dlq-replay migrate-queues prometheus chaos cluster-test scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data contracts release dlq dlq-replay migrate-queues prometheus chaos cluster-test scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -35,6 +35,21 @@ migrate: install
 
 demo-data: install
 	$(BIN)/python -m tools.demo_data
+
+# Regenerates gateway/asyncapi.json from the services' contract.py files
+contracts: install
+	$(BIN)/python -m tools.contracts write
+
+# Cuts a release: make release VERSION=0.3.0, once CHANGELOG.md has its
+# section. Sets the version, and records the release's contracts, which the
+# compatibility gate in make test holds later changes to.
+release:
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z" >&2; exit 1; }
+	$(PYTHON) -m tools.release $(VERSION)
+	@$(MAKE) --no-print-directory install
+	$(BIN)/python -m tools.contracts write
+	$(BIN)/python -m tools.contracts release
+	@echo "Now commit these changes, and tag the commit: git tag v$(VERSION)"
 
 # Events a handler could not handle, after its retries
 dlq: install

@@ -5,8 +5,10 @@ The parts, each a package that says what it holds and what it may import:
 - the base, at this level: ``config`` (settings, checked at start),
   ``errors`` (the error vocabulary; its class paths cross the wire in RPC
   errors), ``schemas`` (marshmallow pieces every boundary loads with: money,
-  ids, pages) and ``container`` (the service container that checks the
-  config). The base imports nothing else from ``common``.
+  ids, pages), ``container`` (the service container that checks the
+  config), ``contracts`` (what a service declares it publishes and offers)
+  and ``build`` (which version and revision runs). The base imports nothing
+  else from ``common``.
 - ``data``: the database dependency, column types, PostgreSQL round trips
   and alembic migrations.
 - ``web``: the JSON ``@http`` entrypoint and access tokens.

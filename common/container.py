@@ -4,6 +4,9 @@ It checks the whole config before nameko builds anything, so a bad setting
 stops ``nameko run`` with one "Error: ..." line instead of a traceback from
 deep inside an extension.
 
+Its first log line names the service's version and revision
+(common.build).
+
 It also stops once however often it is asked: ``nameko run`` starts a new
 ``stop()`` for every SIGTERM, and a second one running beside the first
 stops the extensions twice and hangs both. Two SIGTERMs are common: an
@@ -11,9 +14,14 @@ operator's impatience, or the kernel's parent-death signal, which
 ``make run``'s launcher asks for and which arrives once per thread of a
 dying launcher.
 """
+import logging
+
 from nameko.containers import ServiceContainer
 
+from common.build import build_info
 from common.config import check_settings
+
+log = logging.getLogger(__name__)
 
 
 class ShopServiceContainer(ServiceContainer):
@@ -21,6 +29,8 @@ class ShopServiceContainer(ServiceContainer):
         check_settings(config)
         super().__init__(service_cls, config)
         self._stopping = False
+        build = build_info()
+        log.info("%s %s (revision %s)", self.service_name, build["version"], build["revision"])
 
     def stop(self):
         if self._stopping:

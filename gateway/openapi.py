@@ -13,7 +13,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from nameko.web.handlers import HttpRequestHandler
 
-from common.schemas import IDEMPOTENCY_KEY_PATTERN, Money
+from common.contracts import teach_shop_fields
+from common.schemas import IDEMPOTENCY_KEY_PATTERN
 from gateway.schemas import ErrorOut
 
 TITLE = "shop"
@@ -104,9 +105,7 @@ def build_spec(service_cls):
     spec = APISpec(title=TITLE, version=VERSION, openapi_version="3.0.3",
                    plugins=[marshmallow_plugin],
                    info={"description": "The shop's HTTP API. Money is a decimal string."})
-    # an amount such as "12.50": a string, so that no client reads it as a float
-    marshmallow_plugin.map_to_openapi_type(Money, "string", "decimal")
-    marshmallow_plugin.converter.add_attribute_function(money_pattern)
+    teach_shop_fields(marshmallow_plugin)
     spec.components.security_scheme(
         "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorOut)
@@ -124,12 +123,6 @@ def build_spec(service_cls):
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
     return spec.to_dict()
-
-
-def money_pattern(self, field, **kwargs):
-    if isinstance(field, Money):
-        return {"pattern": field.pattern.pattern, "example": "12.50"}
-    return {}
 
 
 def _operation(name, url, operation):

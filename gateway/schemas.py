@@ -134,13 +134,19 @@ class OrderPage(_Page):
     items = fields.List(fields.Nested(OrderOut), required=True)
 
 
-class HealthOut(Schema):
-    status = fields.String(required=True)
-
-
 class ServiceCheckOut(Schema):
     status = fields.String(required=True, validate=validate.OneOf(("ok", "unavailable")))
+    version = fields.String()
+    revision = fields.String()
     error = fields.String()
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True)
+    version = fields.String(required=True)
+    revision = fields.String(required=True)
+    services = fields.Dict(keys=fields.String(), values=fields.Nested(ServiceCheckOut),
+                           required=True)
 
 
 class ReadyOut(Schema):

@@ -8,6 +8,7 @@ from werkzeug.security import safe_join
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
+from common.build import build_info
 from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
 from common.messaging.rpc import ServiceRpc
 from common.observability.metrics import CONTENT_TYPE_LATEST
@@ -27,6 +28,8 @@ from gateway.schemas import (
 
 DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
 STOREFRONT = os.path.join(os.path.dirname(__file__), "storefront")
+# generated from the services' contracts by make contracts (tools.contracts)
+ASYNCAPI_FILE = "asyncapi.json"
 READY_TIMEOUT_SECONDS = 1
 PRODUCT_ID = "<int:product_id>"
 ORDER_ID = "<int:order_id>"
@@ -49,6 +52,12 @@ class GatewayService:
                 answers={200: (None, "The OpenAPI 3 document")}, local=True)
     def openapi(self, request):
         return json_response(200, openapi_document())
+
+    @http("GET", "/asyncapi.json")
+    @documented("The AsyncAPI 3 document of the services' events and RPC methods",
+                "operations", answers={200: (None, "The AsyncAPI 3 document")}, local=True)
+    def asyncapi(self, request):
+        return static_file(request, os.path.dirname(__file__), ASYNCAPI_FILE)
 
     @http("GET", "/docs")
     @documented("Swagger UI for this document", "operations", content_type="text/html",
@@ -75,11 +84,14 @@ class GatewayService:
         return with_page_security(static_file(request, STOREFRONT, filename))
 
     @http("GET", "/health")
-    @documented("The gateway is alive", "operations",
-                answers={200: (HealthOut, "Alive")}, local=True)
+    @documented("The gateway is alive; which build it and the services it reaches run",
+                "operations", answers={200: (HealthOut, "Alive")}, local=True)
     def health(self, request):
-        """The gateway is alive: it answers HTTP."""
-        return json_response(200, {"status": "ok"})
+        """The gateway is alive: it answers HTTP, always 200. With its version
+        and revision, and those of each domain service that answers within
+        1 s (a service that does not is listed as unavailable)."""
+        return json_response(200, {"status": "ok", **build_info(),
+                                   "services": self._check_services()})
 
     @http("GET", "/metrics")
     @documented("The gateway's Prometheus metrics", "operations", content_type="text/plain",
@@ -94,7 +106,7 @@ class GatewayService:
                 local=True)
     def ready(self, request):
         """Every domain service answers a ping, database included, within 1 s."""
-        checks = dict(GreenPool().imap(self._check, DOMAIN_SERVICES))
+        checks = self._check_services()
         missing = [name for name, check in checks.items() if check["status"] != "ok"]
         if not missing:
             return json_response(200, {"status": "ok", "services": checks})
@@ -102,15 +114,20 @@ class GatewayService:
             "error": "not_ready", "message": f"Not ready: {', '.join(missing)}",
             "status": "unavailable", "services": checks})
 
+    def _check_services(self):
+        return dict(GreenPool().imap(self._check, DOMAIN_SERVICES))
+
     def _check(self, service_name):
         unanswered = ServiceUnavailable(f"no answer within {READY_TIMEOUT_SECONDS} s")
         try:
             with eventlet.Timeout(READY_TIMEOUT_SECONDS, unanswered):
-                getattr(self, service_name).ping()
+                answer = getattr(self, service_name).ping()
         except Exception as exc:  # whatever the failure, the answer is "not ready"
             message = exc.message if isinstance(exc, ShopError) else f"{type(exc).__name__}: {exc}"
             return service_name, {"status": "unavailable", "error": message}
-        return service_name, {"status": "ok"}
+        # a service of a release before 0.2.0 does not say which it runs
+        return service_name, {"status": "ok", **{
+            key: answer.get(key, "unknown") for key in ("version", "revision")}}
 
     @http("POST", "/register")
     @documented("Register a customer", "accounts", body=RegisterBody,

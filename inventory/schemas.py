@@ -2,6 +2,7 @@
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from common.schemas import id_field
+from inventory.domain import INSUFFICIENT_STOCK
 
 MAX_QUANTITY_CHANGE = 1_000_000
 MAX_BATCH = 100
@@ -26,6 +27,27 @@ class StockSchema(Schema):
     on_hand = fields.Integer()
     reserved = fields.Integer()
     available = fields.Integer()
+
+
+class StockReservedSchema(Schema):
+    """``stock_reserved``: every line of the order is reserved."""
+
+    order_id = id_field(required=True)
+
+
+class ShortageSchema(Schema):
+    product_id = id_field(required=True)
+    requested = fields.Integer(required=True, strict=True)
+    available = fields.Integer(required=True, strict=True)
+
+
+class StockReservationFailedSchema(Schema):
+    """``stock_reservation_failed``: nothing is reserved; ``short`` lists the
+    lines that could not be."""
+
+    order_id = id_field(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf([INSUFFICIENT_STOCK]))
+    short = fields.List(fields.Nested(ShortageSchema), required=True)
 
 
 class _EventData(Schema):

@@ -8,6 +8,7 @@ from common.observability.telemetry import Telemetry
 from common.schemas import load, load_id
 from inventory import stock
 from inventory.domain import COMMITTED, RELEASED, answer
+from inventory.contract import CONTRACT
 from inventory.models import Base, OutboxMessage
 from inventory.schemas import (
     OrderEventSchema, OrdersExpiredSchema, ProductCreatedSchema, ProductIdsSchema,
@@ -22,7 +23,7 @@ class InventoryService:
     name = "inventory"
 
     db = Database(Base)
-    outbox = Outbox(OutboxMessage)
+    outbox = Outbox(OutboxMessage, CONTRACT)
     telemetry = Telemetry(counters={"reservations": (
         "shop_reservations", "Answers to reservation requests: reserved or failed", ["result"])})
 

@@ -2,7 +2,7 @@
 handles) and what it answers."""
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from common.schemas import MAX_PAGE_SIZE, Money, id_field, price_field
+from common.schemas import MAX_PAGE_SIZE, Money, id_field, price_field, printable_key
 from orders.domain import MAX_LINE_QUANTITY
 
 MAX_ORDER_LINES = 50
@@ -20,13 +20,22 @@ class PlaceOrderSchema(Schema):
                         validate=validate.Length(min=1, max=MAX_ORDER_LINES))
 
 
-class ListAllOrdersSchema(Schema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+def idempotency_key_field():
+    """The ``idempotency_key`` argument (orders.idempotency); None: not keyed."""
+    return fields.String(load_default=None, allow_none=True, validate=printable_key)
 
 
-class ListOrdersSchema(ListAllOrdersSchema):
-    user_id = id_field(required=True)
+def _page_fields():
+    return {
+        "limit": fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)),
+        "offset": fields.Integer(load_default=0, validate=validate.Range(min=0)),
+    }
+
+
+# in the order of list_all_orders' and list_orders' parameters
+ListAllOrdersSchema = Schema.from_dict(_page_fields(), name="ListAllOrdersSchema")
+ListOrdersSchema = Schema.from_dict(
+    {"user_id": id_field(required=True), **_page_fields()}, name="ListOrdersSchema")
 
 
 class _Incoming(Schema):
@@ -63,6 +72,31 @@ class StockReservationFailedSchema(_Incoming):
     order_id = id_field(required=True)
     reason = fields.String(required=True, validate=validate.Length(max=200))
     short = fields.List(fields.Nested(ShortLineSchema), required=True)
+
+
+class StockReservationRequestedSchema(Schema):
+    """``stock_reservation_requested``: the stock an order needs, one line per product."""
+
+    order_id = id_field(required=True)
+    items = fields.List(fields.Nested(ItemSchema), required=True,
+                        validate=validate.Length(min=1, max=MAX_ORDER_LINES))
+
+
+class OrderPaidSchema(Schema):
+    order_id = id_field(required=True)
+    total = Money(required=True)
+    payment_id = fields.String(required=True)
+
+
+class OrderCancelledSchema(Schema):
+    order_id = id_field(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["cancelled"]))
+
+
+class OrdersExpiredSchema(Schema):
+    """``orders_expired``: a batch of orders whose reservations ran out."""
+
+    order_ids = fields.List(id_field(), required=True, validate=validate.Length(min=1))
 
 
 class OrderLineSchema(Schema):

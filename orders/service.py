@@ -18,6 +18,7 @@ from common.schemas import IdempotencyKeySchema, load, load_id
 from orders import catalogue, expiry, idempotency
 from orders.domain import (
     PENDING, merge_lines, next_status, price_lines, total_of)
+from orders.contract import CONTRACT
 from orders.models import Base, Order, OrderLine, OutboxMessage
 from orders.gauges import OrdersGauges
 from orders.idempotency import IdempotencyKeys
@@ -43,7 +44,7 @@ class OrdersService:
     name = "orders"
 
     db = Database(Base)
-    outbox = Outbox(OutboxMessage)
+    outbox = Outbox(OutboxMessage, CONTRACT)
     products = ServiceRpc("products")
     payments = Payments()
     config = Config()

@@ -4,6 +4,7 @@ from common.schemas import id_field, price_field
 
 MAX_DESCRIPTION_LENGTH = 5000
 MAX_BATCH = 100
+CHANGEABLE_FIELDS = ("name", "price", "description")
 
 
 def _not_blank(value):
@@ -12,12 +13,12 @@ def _not_blank(value):
 
 
 class ProductFieldsSchema(Schema):
-    """The fields a client sets on a product."""
+    """The fields a client sets on a product (in the order of ``create``'s parameters)."""
 
     name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _not_blank])
+    price = price_field(required=True)
     description = fields.String(
         load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH))
-    price = price_field(required=True)
 
 
 class ProductChangesSchema(ProductFieldsSchema):
@@ -29,7 +30,7 @@ class ProductChangesSchema(ProductFieldsSchema):
     @validates_schema
     def not_empty(self, data, **kwargs):
         if not data:
-            raise ValidationError("Give at least one of name, description, price.")
+            raise ValidationError("Give at least one of name, price, description.")
 
 
 class ProductIdsSchema(Schema):
@@ -37,9 +38,22 @@ class ProductIdsSchema(Schema):
 
 
 class ProductSchema(Schema):
-    id = fields.Integer()
-    name = fields.String()
-    description = fields.String()
-    price = price_field()
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime()
+    """A product as the service answers it, and as ``product_created`` carries it."""
+
+    id = id_field(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    price = price_field(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class ProductUpdatedSchema(ProductSchema):
+    """``product_updated``: the product as it now is, and which fields changed."""
+
+    changed = fields.List(fields.String(validate=validate.OneOf(CHANGEABLE_FIELDS)),
+                          required=True, validate=validate.Length(min=1))
+
+
+class ProductDeletedSchema(Schema):
+    id = id_field(required=True)

@@ -6,6 +6,7 @@ from common.messaging.entrypoints import health_check, rpc
 from common.messaging.outbox import Outbox
 from common.observability.telemetry import Telemetry
 from common.schemas import KeysetPageSchema, load, load_id
+from products.contract import CONTRACT
 from products.models import Base, CatalogueSize, OutboxMessage, Product
 from products.schemas import (
     ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
@@ -18,7 +19,7 @@ class ProductsService:
 
     db = Database(Base)
     # orders keeps its own copy of the catalogue from these events: none may be lost
-    outbox = Outbox(OutboxMessage)
+    outbox = Outbox(OutboxMessage, CONTRACT)
     telemetry = Telemetry()
 
     ping = health_check()

@@ -16,6 +16,8 @@ from nameko_sqlalchemy.database import DatabaseWrapper
 from sqlalchemy import inspect, text
 
 from common.config import load_config
+from common.messaging.outbox import OutboxWriter
+from common.schemas import schema_of
 from common.data.db import create_db_engine, session_factory
 from common.data.migrations import upgrade
 
@@ -32,6 +34,26 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def events_match_their_contracts(monkeypatch):
+    """Every event a test's services write to an outbox is held to the schema
+    its service's contract declares (common.contracts): a payload that drifts
+    from the contract fails the test that made it, at its end."""
+    mismatches = []
+    add = OutboxWriter.add
+
+    def checked_add(writer, event_type, data):
+        contract = writer.provider.contract
+        errors = schema_of(contract.event(event_type).payload).validate(data)
+        if errors:
+            mismatches.append(f"{contract.service}.{event_type} {data}: {errors}")
+        return add(writer, event_type, data)
+
+    monkeypatch.setattr(OutboxWriter, "add", checked_add)
+    yield
+    assert not mismatches, "events that do not match their contracts:\n" + "\n".join(mismatches)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 from marshmallow import Schema, fields, validate
 
 from common.schemas import id_field
+from users.models import ADMIN, CUSTOMER
 
 USERNAME_RULE = validate.Regexp(
     r"^[A-Za-z0-9_.-]{3,32}$",
@@ -25,9 +26,16 @@ class UserIdsSchema(Schema):
 
 
 class UserSchema(Schema):
-    """A user as the service answers it: never the password or its hash."""
+    """A user as the service answers it, and as ``user_registered`` carries
+    it: never the password or its hash."""
 
-    id = fields.Integer()
-    username = fields.String()
-    email = fields.String()
-    role = fields.String()
+    id = id_field(required=True)
+    username = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf([CUSTOMER, ADMIN]))
+
+
+class TokenSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, validate=validate.OneOf(["bearer"]))
+    expires_in = fields.Integer(required=True)

@@ -11,6 +11,7 @@ from common.messaging.outbox import Outbox
 from common.observability.telemetry import Telemetry
 from common.schemas import load, load_id
 from common.web.tokens import Tokens
+from users.contract import CONTRACT
 from users.models import ADMIN, CUSTOMER, Base, OutboxMessage, User
 from users.passwords import PasswordHasher
 from users.schemas import CredentialsSchema, RegistrationSchema, UserIdsSchema, UserSchema
@@ -28,7 +29,7 @@ class UsersService:
     passwords = PasswordHasher()
     tokens = Tokens()
     # a registration and its event commit together: a consumer never misses one
-    outbox = Outbox(OutboxMessage)
+    outbox = Outbox(OutboxMessage, CONTRACT)
     telemetry = Telemetry()
     config = Config()
 

@@ -10,6 +10,7 @@ from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.timer import Timer
 from sqlalchemy import text
 
+from common.build import build_info
 from common.data.db import is_database_unavailable
 from common.errors import ServiceUnavailable, ShopError
 from common.messaging.consumers import ShopQueueConsumer
@@ -134,8 +135,9 @@ config_timer = ConfigTimer.decorator
 
 
 def health_check():
-    """The ``ping`` RPC method of a service with a ``db``: it answers when the
-    service takes work and its database answers; the gateway's
+    """The ``ping`` RPC method of a service with a ``db``: it answers, with
+    the service's version and revision, when the service takes work and its
+    database answers; the gateway's
     ``/health/ready`` calls it. Use: ``ping = health_check()`` in the class.
     (A function, not a mixin class: ``nameko run <module>`` would take an
     imported class with an entrypoint for a service.)"""
@@ -143,6 +145,6 @@ def health_check():
     @rpc
     def ping(self):
         self.db.session.execute(text("SELECT 1"))
-        return {"service": self.name, "database": "ok"}
+        return {"service": self.name, "database": "ok", **build_info()}
 
     return ping

@@ -7,7 +7,7 @@ import functools
 import logging
 import uuid
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from nameko.events import EventHandler
 
 from common.data.db import utcnow
@@ -34,6 +34,10 @@ def envelope(source, event_type, data):
 
 
 class EnvelopeSchema(Schema):
+    # a tolerant reader: a later release may add to the envelope
+    class Meta:
+        unknown = EXCLUDE
+
     event_id = fields.String(required=True)
     event_type = fields.String(required=True)
     source = fields.String(required=True)
@@ -105,6 +109,7 @@ def handle_event(source, event_type, data_schema):
         def handler(self, envelope):
             return method(self, load_event(envelope, data_schema))
 
+        handler.data_schema = data_schema  # what the handler reads (tests/unit/test_contracts.py)
         # expected: logged as a refusal, not as a crash of the handler
         return RetryingEventHandler.decorator(
             source, event_type, expected_exceptions=(InvalidEvent, ShopError))(handler)

@@ -37,6 +37,7 @@ from sqlalchemy import JSON, Index, String, Text, delete, event, insert, select,
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from common.config import OutboxSettings
+from common.contracts import SCHEMA_VERSION_HEADER
 from common.data.db import Database, UtcDateTime, deferred, utcnow, waiting_rows
 from common.messaging.events import envelope, publish_span
 from common.messaging.publisher import PooledPublisher
@@ -91,13 +92,16 @@ class OutboxWriter:
 
     def add(self, event_type, data):
         """Add the event to the worker's database session: it is published
-        only if, and once, the session commits."""
+        only if, and once, the session commits. A LookupError if the
+        service's contract does not declare ``event_type``."""
+        schema_version = self.provider.contract.event(event_type).version
         now = utcnow()
         session = self.provider.database.dbs[self.worker_ctx].session
         service_name = self.provider.container.service_name
         # the headers carry the request id and name this span as the consumer's parent
         with self.provider.tracer.outgoing(self.worker_ctx, *publish_span(service_name, event_type)):
             headers = self.provider.get_message_headers(self.worker_ctx)
+        headers[SCHEMA_VERSION_HEADER] = schema_version
         payload = envelope(service_name, event_type, data)
         row_id = self.provider.insert_row(session, {
             "event_type": event_type, "payload": payload, "headers": headers,
@@ -116,12 +120,15 @@ class OutboxWriter:
 class Outbox(DependencyProvider, HeaderEncoder):
     """``self.outbox.add(event_type, data)``, published by the relay after commit.
 
-    ``model`` is the service's mapped outbox class; the service's
-    :class:`common.data.db.Database` dependency supplies the session and engine.
+    ``model`` is the service's mapped outbox class, ``contract`` its
+    :class:`common.contracts.Contract`, which declares the events it may add;
+    the service's :class:`common.data.db.Database` dependency supplies the
+    session and engine.
     """
 
-    def __init__(self, model, poll_seconds=POLL_SECONDS):
+    def __init__(self, model, contract, poll_seconds=POLL_SECONDS):
         self.model = model
+        self.contract = contract
         self.poll_seconds = poll_seconds
         self.committed = {}  # worker: [(id, event_type, payload, headers)] to publish
         self.sent_ids = []  # published by workers, not yet marked sent

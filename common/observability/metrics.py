@@ -20,6 +20,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from common.build import build_info
+
 log = logging.getLogger(__name__)
 
 # a *_created series per counter doubles the pages for nothing a dashboard uses
@@ -57,6 +59,10 @@ class ServiceMetrics:
             "shop_circuit_breaker_open", "1 while the circuit breaker in front of a "
             "downstream service is open (its calls fail at once), else 0",
             ["service", "target"], registry=self.registry)
+        build = build_info()
+        Gauge("shop_build_info", "1, labelled with the version and git revision the service "
+              "runs", ["service", "version", "revision"], registry=self.registry).labels(
+            service=service_name, version=build["version"], revision=build["revision"]).set(1)
         # resident memory, CPU seconds, open files: process_* (one process per service)
         ProcessCollector(registry=self.registry)
         self.server = None

@@ -12,6 +12,7 @@ import pytest
 import requests
 import yaml
 
+from common.build import build_info
 from tests.e2e.test_observability import DOMAIN_SERVICES, metrics_urls, place_and_pay
 from tests.helpers import running_prometheus, wait_for
 
@@ -125,6 +126,12 @@ def test_prometheus_scrapes_every_service_and_sees_an_order_placed(prometheus, a
     # the series the services label themselves keep their own service label
     wait_for(lambda: {series["metric"]["service"] for series in prometheus.query(
         "shop_entrypoint_calls_total")} == SERVICES, timeout=5)
+    # each service says which build it runs
+    build = build_info()
+    assert sorted((series["metric"]["service"], series["metric"]["version"],
+                   series["metric"]["revision"]) for series in prometheus.query(
+        "shop_build_info")) == sorted((name, build["version"], build["revision"])
+                                      for name in SERVICES)
     # every alert rule evaluated against the real series without an error, and none fires
     wait_for(lambda: not any(rule["lastEvaluation"].startswith("0001-")  # never evaluated
                              for rule in alert_rules(prometheus)))

@@ -17,6 +17,7 @@ from common.messaging.events import envelope
 from common.messaging.outbox import PRUNE_BATCH_SIZE, Outbox
 from common.observability.telemetry import Telemetry, telemetry_of
 from inventory.service import InventoryService
+from orders.contract import CONTRACT
 from orders.models import Base, OutboxMessage
 from orders.service import OrdersService
 from products.service import ProductsService
@@ -32,12 +33,13 @@ def announcer(poll_seconds=0.1):
     class Announcer:
         name = "orders"
         db = Database(Base)
-        outbox = Outbox(OutboxMessage, poll_seconds=poll_seconds)
+        outbox = Outbox(OutboxMessage, CONTRACT, poll_seconds=poll_seconds)
         telemetry = Telemetry()
 
         @rpc
         def announce(self, order_id, commit):
-            self.outbox.add("order_paid", {"order_id": order_id})
+            self.outbox.add("order_paid", {
+                "order_id": order_id, "total": "9.99", "payment_id": f"pay_{order_id}"})
             if commit:
                 self.db.session.commit()
             else:
@@ -68,11 +70,12 @@ def test_an_event_is_published_with_its_commit_and_never_without(
         with entrypoint_waiter(recorder, "on_order_paid", timeout=10):
             orders.announce(2, commit=True)
 
-    assert [envelope["data"] for _, envelope in recorder.received] == [{"order_id": 2}]
+    assert [envelope["data"]["order_id"] for _, envelope in recorder.received] == [2]
     # marked sent just after the broker confirms it
     wait_for(lambda: outbox_rows(database_engines)[0].sent_at is not None)
     [row] = outbox_rows(database_engines)
-    assert row.payload["data"] == {"order_id": 2}
+    assert row.payload["data"]["order_id"] == 2
+    assert row.headers["schema-version"] == 1  # order_paid's, in orders' contract
 
 
 def test_the_worker_that_commits_publishes_without_waiting_for_the_relay(
@@ -113,7 +116,7 @@ def test_an_event_with_no_queue_waits_for_one(
     recorder = container_factory(Recorder, shop_config)
     with entrypoint_waiter(recorder, "on_order_paid", timeout=15):
         recorder.start()
-    assert [envelope["data"] for _, envelope in received] == [{"order_id": 3}]
+    assert [envelope["data"]["order_id"] for _, envelope in received] == [3]
     wait_for(lambda: outbox_rows(database_engines)[0].sent_at is not None)
     assert outbox_gauges(announcing) == (0, 0)
 
@@ -173,6 +176,6 @@ def test_sent_events_past_their_retention_are_pruned_in_batches_while_the_relay_
         container_factory(announcer(), config).start()
 
     wait_for(lambda: {row.id for row in outbox_rows(database_engines)} == kept)
-    assert [envelope["data"] for _, envelope in recorder.received] == [{"order_id": 8}]
+    assert [envelope["data"]["order_id"] for _, envelope in recorder.received] == [8]
     # the unsent one was published, and is kept for its own retention from now
     assert all(row.sent_at is not None for row in outbox_rows(database_engines))

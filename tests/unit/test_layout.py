@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("users", "products", "inventory", "orders", "gateway")
-BASE = {"common.config", "common.errors", "common.schemas", "common.container"}
+BASE = {"common.config", "common.errors", "common.schemas", "common.container",
+        "common.contracts", "common.build"}
 # each part of common, and the parts it may import besides its own
 COMMON_PARTS = {
     "base": {"base"},

@@ -1,0 +1,43 @@
+"""What the products service promises (common.contracts): the events it
+publishes and the RPC methods it offers."""
+from marshmallow import fields
+
+from common.contracts import PING, Contract, Event, Method, arguments, page_of
+from common.schemas import KeysetPageSchema, id_field
+from products.schemas import (
+    ProductChangesSchema, ProductDeletedSchema, ProductFieldsSchema, ProductIdsSchema,
+    ProductSchema, ProductUpdatedSchema)
+
+PRODUCT = {"id": 7, "name": "Moka pot", "description": "Three cups", "price": "24.90",
+           "created_at": "2026-12-01T09:30:00+00:00", "updated_at": "2026-12-01T09:30:00+00:00"}
+PRODUCT_ID = arguments(product_id=id_field(required=True))
+
+CONTRACT = Contract(
+    "products",
+    events=(
+        Event("product_created", ProductSchema, 1, "A product was added to the catalogue",
+              PRODUCT),
+        Event("product_updated", ProductUpdatedSchema, 1,
+              "A product changed: the product as it now is, and the fields that changed",
+              {**PRODUCT, "price": "22.50", "updated_at": "2026-12-02T10:00:00+00:00",
+               "changed": ["price"]}),
+        Event("product_deleted", ProductDeletedSchema, 1,
+              "A product was taken out of the catalogue", {"id": 7}),
+    ),
+    methods=(
+        PING,
+        Method("create", ProductFieldsSchema, ProductSchema,
+               "Add a product; emits product_created"),
+        Method("get", PRODUCT_ID, ProductSchema, "A product in the catalogue"),
+        Method("list", KeysetPageSchema, page_of(ProductSchema),
+               "A page of the catalogue in id order; with after, the products after that id"),
+        Method("get_many", ProductIdsSchema, ProductSchema,
+               "The products among ids that are in the catalogue, in id order", many=True),
+        Method("update", arguments(
+                   product_id=id_field(required=True),
+                   changes=fields.Nested(ProductChangesSchema, required=True)),
+               ProductSchema, "Change some of a product's fields; emits product_updated"),
+        Method("delete", PRODUCT_ID, None,
+               "Take a product out of the catalogue; emits product_deleted"),
+    ),
+)
