@@ -155,6 +155,10 @@ class Outbox(DependencyProvider, HeaderEncoder):
 
     def start(self):
         [self.database] = [d for d in self.container.dependencies if isinstance(d, Database)]
+        # its own hold on the engine: the Database dependency stops (and drops
+        # its engine) beside this one, and the relay marks what it published
+        # as sent after that, as it stops
+        self.engine = self.database.engine
         event.listen(self.database.Session, "after_commit", self._after_commit)
         event.listen(self.database.Session, "after_rollback", self._after_rollback)
         self.tracer = tracer_of(self.container)
@@ -264,7 +268,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
         if not ids:
             return
         try:
-            with self.database.engine.begin() as connection:
+            with self.engine.begin() as connection:
                 connection.execute(update(self.model).where(self.model.id.in_(ids))
                                    .values(sent_at=utcnow()))
         except Exception:
@@ -277,7 +281,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
         expired = (select(self.model.id)
                    .where(self.model.sent_at < utcnow() - self.retention)
                    .order_by(self.model.id).limit(PRUNE_BATCH_SIZE))
-        with self.database.engine.begin() as connection:
+        with self.engine.begin() as connection:
             pruned = connection.execute(
                 delete(self.model).where(self.model.id.in_(expired.scalar_subquery()))).rowcount
         if pruned:

@@ -13,6 +13,7 @@ from nameko.testing.utils import get_container
 from sqlalchemy import insert, select
 
 from common.data.db import Database, session_factory, utcnow
+from common.messaging import outbox as outbox_module
 from common.messaging.events import envelope
 from common.messaging.outbox import PRUNE_BATCH_SIZE, Outbox
 from common.observability.telemetry import Telemetry, telemetry_of
@@ -89,6 +90,22 @@ def test_the_worker_that_commits_publishes_without_waiting_for_the_relay(
     assert [envelope["data"]["order_id"] for _, envelope in recorder.received] == [4, 5, 6]
     wait_for(lambda: all(row.sent_at for row in outbox_rows(database_engines)), timeout=2)
     assert all(row.attempts == 0 for row in outbox_rows(database_engines))
+
+
+def test_what_was_published_just_before_a_stop_is_marked_sent_at_the_stop(
+        container_factory, shop_config, recorder, database_engines, caplog, monkeypatch):
+    """The relay marks published rows sent a moment later, in one UPDATE;
+    a stop within that moment marks them as it ends, although the Database
+    dependency stops beside the outbox."""
+    monkeypatch.setattr(outbox_module, "MARK_DELAY_SECONDS", 2)  # the stop comes within it
+    announcing = container_factory(announcer(poll_seconds=3600), shop_config)
+    announcing.start()
+    with ServiceRpcProxy("orders", shop_config, timeout=10) as orders:
+        with entrypoint_waiter(recorder, "on_order_paid", timeout=2):
+            orders.announce(9, commit=True)
+    announcing.stop()
+    assert [row.sent_at is not None for row in outbox_rows(database_engines)] == [True]
+    assert "could not mark" not in caplog.text
 
 
 def outbox_gauges(container):
