@@ -127,6 +127,11 @@ class IdempotencySettings(_Section):
         load_default=24 * 3600, validate=validate.Range(min=0, min_inclusive=False))
 
 
+class ShutdownSettings(_Section):
+    # how long a stopping HTTP service answers not ready before it stops accepting
+    DRAIN_SECONDS = fields.Float(load_default=0, validate=validate.Range(min=0, max=300))
+
+
 class TracingSettings(_Section):
     # empty: otlp if OTLP_ENDPOINT is set, else none
     EXPORTER = fields.String(
@@ -173,6 +178,7 @@ class ShopSettings(_Section):
     CATALOGUE_CACHE = fields.Nested(CatalogueCacheSettings, load_default=dict)
     OUTBOX = fields.Nested(OutboxSettings, load_default=dict)
     IDEMPOTENCY = fields.Nested(IdempotencySettings, load_default=dict)
+    SHUTDOWN = fields.Nested(ShutdownSettings, load_default=dict)
 
     @validates_schema
     def production_safe(self, data, **kwargs):

@@ -5,7 +5,9 @@ stops ``nameko run`` with one "Error: ..." line instead of a traceback from
 deep inside an extension.
 
 Its first log line names the service's version and revision
-(common.build).
+(common.build). Stopping, it first lets an extension that can drain do so
+(common.web.json_http.JsonWebServer: not ready for SHUTDOWN.DRAIN_SECONDS
+while still serving), then stops as nameko does.
 
 It also stops once however often it is asked: ``nameko run`` starts a new
 ``stop()`` for every SIGTERM, and a second one running beside the first
@@ -37,4 +39,7 @@ class ShopServiceContainer(ServiceContainer):
             self._died.wait()
             return
         self._stopping = True
+        for extension in self.subextensions:
+            if hasattr(extension, "drain"):  # common.web.json_http.JsonWebServer
+                extension.drain()
         super().stop()

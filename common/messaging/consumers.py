@@ -38,6 +38,13 @@ class ShopQueueConsumer(QueueConsumer):
                 provider.queue for provider in self._providers if is_quorum(provider.queue)])
         super().start()
 
+    def wait_until_consuming(self):
+        """Returns once every consumer is set up, its queue declared. A
+        process that takes requests as soon as it starts (the gateway's HTTP
+        server) may call a service before then, and the broker drops a reply
+        sent to a reply queue that is not declared yet."""
+        self._consumers_ready.wait()
+
     def unregister_provider(self, provider):
         if self._consumers_ready.ready():
             try:

@@ -165,6 +165,7 @@ class GuardedServiceProxy:
             with eventlet.Timeout(timeout, _Unanswered(
                     f"The {target} service did not answer within {timeout:g} s",
                     "service_timeout")):
+                provider.rpc_reply_listener.queue_consumer.wait_until_consuming()
                 result = method(*args, **kwargs)
         except UnknownService:
             raise _Unanswered(

@@ -19,12 +19,17 @@ import re
 import uuid
 from decimal import Decimal
 
+import eventlet
+from eventlet.event import Event
 from nameko.exceptions import BadRequest
+from nameko.extensions import DependencyProvider
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import ClosingIterator
 
+from common.config import ShutdownSettings
 from common.errors import InvalidInput, ShopError
 from common.schemas import IdempotencyKeySchema, load
 
@@ -32,6 +37,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 JSON_TYPE = "application/json"
+# how long a stopping server waits for the requests it has; each RPC call in
+# them gives up after RPC.TIMEOUT_SECONDS
+FINISH_SECONDS = 30
 
 
 class JsonEncoder(json.JSONEncoder):
@@ -137,6 +145,16 @@ class JsonWsgiApp:
         self.cors_origins = {origin.strip() for origin in origins.split(",") if origin.strip()}
 
     def __call__(self, environ, start_response):
+        self.server.request_started()
+        try:
+            answer = self.answer(environ, start_response)
+        except BaseException:
+            self.server.request_finished()
+            raise
+        # finished once the server has written the answer and closes it
+        return ClosingIterator(answer, self.server.request_finished)
+
+    def answer(self, environ, start_response):
         request = JsonRequest(environ, shallow=True)
         request_id = environ["shop.request_id"] = request_id_of(request)
         origin = request.headers.get("Origin")
@@ -165,8 +183,59 @@ class JsonWsgiApp:
 
 
 class JsonWebServer(WebServer):
+    """nameko's WebServer, with the JSON app, and a stop that loses no request.
+
+    Stopping, it first drains (:meth:`drain`, which the shop's container calls
+    before it stops anything): it answers as usual, but ``/health/ready``
+    says not ready, for ``SHUTDOWN.DRAIN_SECONDS``, so that a load balancer
+    stops sending it requests. Then, once its routes have stopped, it closes
+    its socket and waits for the requests it has until their answers are
+    written, while the RPC proxies they use still run. (nameko's WebServer
+    accepts connections until the very end, after the dependencies stopped.)
+    """
+
+    def setup(self):
+        super().setup()
+        settings = ShutdownSettings().load(self.container.config.get("SHUTDOWN") or {})
+        self.drain_seconds = settings["DRAIN_SECONDS"]
+        self.draining = False
+        self.open_requests = 0
+        self.no_open_requests = Event()
+        self.no_open_requests.send()
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def request_started(self):
+        if self.open_requests == 0:
+            self.no_open_requests.reset()
+        self.open_requests += 1
+
+    def request_finished(self):
+        self.open_requests -= 1
+        if self.open_requests == 0:
+            self.no_open_requests.send()
+
+    def drain(self):
+        self.draining = True
+        # every answer closes its connection: the client's next request goes
+        # through the load balancer again, to another instance
+        self._serv.keepalive = False
+        if self.drain_seconds:
+            log.info("stopping: not ready for %s s, then finishing open requests",
+                     self.drain_seconds)
+            eventlet.sleep(self.drain_seconds)
+
+    def unregister_provider(self, provider):
+        super().unregister_provider(provider)
+        if not self._providers and self._gt is not None:  # the last route stopped
+            self._is_accepting = False
+            self._gt.kill()
+            self._sock.close()
+            if not self.no_open_requests.ready():
+                log.info("finishing %d open request(s)", self.open_requests)
+            with eventlet.Timeout(FINISH_SECONDS, False):
+                self.no_open_requests.wait()
 
     def context_data_from_headers(self, request):
         context = {"request_id": request.environ["shop.request_id"]}
@@ -206,3 +275,13 @@ class JsonHttpRequestHandler(HttpRequestHandler):
 
 
 http = JsonHttpRequestHandler.decorator
+
+
+class Draining(DependencyProvider):
+    """``self.draining()``: True once the service is stopping (see
+    :class:`JsonWebServer`), when its readiness check should say not ready."""
+
+    def get_dependency(self, worker_ctx):
+        [server] = [extension for extension in self.container.subextensions
+                    if isinstance(extension, JsonWebServer)]
+        return lambda: server.draining

@@ -10,3 +10,15 @@ class SlowService:
     def wait(self, seconds):
         eventlet.sleep(seconds)
         return "done"
+
+
+class SlowUsers:
+    """A users service whose ping takes 0.8 s: the gateway's GET /health,
+    which pings every service, then takes as long."""
+
+    name = "users"
+
+    @rpc
+    def ping(self):
+        eventlet.sleep(0.8)
+        return {"service": "users", "database": "ok", "version": "test", "revision": "test"}

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.conftest import free_port
@@ -143,3 +144,51 @@ def test_sigterm_stops_a_service_that_cannot_reach_the_broker(rabbit_manager, db
         time.sleep(1)  # it is reconnecting, and refused each time
         took = stop_time(service)
         assert took < 10
+
+
+def test_a_stopping_service_finishes_its_calls_and_leaves_the_rest_to_another(rabbit_config):
+    """Two instances, two workers each, six slow calls: the instance stopped
+    mid-way finishes the two it runs; the calls it had not started are
+    answered by the other instance."""
+    env = {"AMQP_URI": rabbit_config["AMQP_URI"], "MAX_WORKERS": "2"}
+    with nameko_run("tests.e2e.slow_service", env) as stopped, \
+            nameko_run("tests.e2e.slow_service", env):
+        with ClusterRpcProxy({"AMQP_URI": rabbit_config["AMQP_URI"]}, timeout=30) as rpc:
+            wait_for(lambda: _answers(rpc), timeout=20)
+            time.sleep(1)  # both instances consume
+            replies = [rpc.slow.wait.call_async(1.5) for _ in range(6)]
+            time.sleep(0.5)
+            took = stop_time(stopped)
+            assert [reply.result() for reply in replies] == ["done"] * 6
+        assert 0.9 < took < 10
+
+
+def test_a_stopping_gateway_drains_before_it_stops(rabbit_config):
+    """SIGTERM: for SHUTDOWN_DRAIN_SECONDS the gateway says not ready and
+    still answers; then it takes no new connection, and the request it is
+    answering (GET /health, which waits 0.8 s for a slow users service) is
+    answered in full before it exits."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    amqp = {"AMQP_URI": rabbit_config["AMQP_URI"]}
+    with nameko_run("tests.e2e.slow_service:SlowUsers", amqp), nameko_run("gateway.service", {
+            **amqp, "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+            "SHUTDOWN_DRAIN_SECONDS": "2"}) as gateway:
+        wait_for(lambda: _listening(port), timeout=20)
+        wait_for(lambda: requests.get(f"{base}/health", timeout=5).json()["services"]["users"]
+                 ["status"] == "ok", timeout=20)
+        assert requests.get(f"{base}/health/ready", timeout=5).status_code == 503  # no services
+        signalled = time.monotonic()
+        gateway.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        ready = requests.get(f"{base}/health/ready", timeout=5)
+        assert (ready.status_code, ready.json()["status"]) == (503, "stopping")
+        served = requests.get(f"{base}/openapi.json", timeout=5)
+        assert served.status_code == 200 and served.headers["Connection"] == "close"
+        time.sleep(max(0, signalled + 1.5 - time.monotonic()))
+        in_flight = requests.get(f"{base}/health", timeout=10)  # spans the end of the drain
+        assert in_flight.status_code == 200 and time.monotonic() - signalled > 2.2
+        assert in_flight.json()["services"]["users"]["version"] == "test"
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{base}/openapi.json", timeout=5)
+        gateway.wait(timeout=10)

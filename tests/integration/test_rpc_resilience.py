@@ -205,3 +205,32 @@ def test_a_request_the_broker_will_not_take_answers_503_once_its_retries_are_spe
     assert response.status_code == 503 and 3 <= took < 5  # 3 retries, a second apart
     assert response.json() == {"error": "broker_unavailable",
                                "message": "The message broker did not take the request"}
+
+
+class OrdersBeforeKeys:
+    """The orders service of a release before 0.2.0, as during a rollback:
+    its place_order takes no idempotency key."""
+
+    name = "orders"
+    placed = []
+
+    @rpc
+    def place_order(self, user_id, items):
+        OrdersBeforeKeys.placed.append(items)
+        return {"id": len(OrdersBeforeKeys.placed), "user_id": user_id, "status": "pending"}
+
+
+def test_a_keyed_order_reaches_an_orders_service_that_takes_no_key(runner_factory, config):
+    """The gateway sends the key; nameko refuses the call before running it;
+    the gateway places the order once without the key, and answers 202."""
+    OrdersBeforeKeys.placed = []
+    runner_factory(config, GatewayService, OrdersBeforeKeys).start()
+    token = TokenCodec(config["JWT"]["SECRET"], 60).issue(7, "customer")
+    response = requests.post(
+        f"http://{config['WEB_SERVER_ADDRESS']}/orders", timeout=10,
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "rollback-1"},
+        json={"items": [{"product_id": 1, "quantity": 2}]})
+    assert response.status_code == 202
+    assert response.json() == {"id": 1, "user_id": 7, "status": "pending"}
+    assert "Idempotent-Replayed" not in response.headers
+    assert OrdersBeforeKeys.placed == [[{"product_id": 1, "quantity": 2}]]

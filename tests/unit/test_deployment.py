@@ -9,6 +9,7 @@ import yaml
 from nameko.exceptions import ConfigurationError
 
 from common.config import check_settings, load_config
+from common.web.json_http import FINISH_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP_SERVICES = ("users", "products", "inventory", "orders", "gateway")
@@ -139,3 +140,22 @@ def test_kubernetes_runs_rabbitmq_as_a_three_node_cluster_that_every_service_lis
     assert k8s("Service", "rabbitmq-nodes")["spec"]["clusterIP"] == "None"
     amqp_uri = k8s("Secret", "shop-secrets")["stringData"]["AMQP_URI"]
     assert node_hosts(amqp_uri) == [f"rabbitmq-{n}.rabbitmq-nodes.shop.svc" for n in (0, 1, 2)]
+
+
+def test_kubernetes_rolls_every_service_without_running_it_short():
+    budgets = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]: d["spec"]
+               for d in k8s_documents() if d["kind"] == "PodDisruptionBudget"}
+    for name in SHOP_SERVICES:
+        deployment = k8s("Deployment", name)["spec"]
+        assert deployment["replicas"] >= 2, name
+        assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+        assert budgets[name] == {"minAvailable": 1, "selector": deployment["selector"]}
+
+
+def test_the_gateways_pod_waits_as_long_as_it_drains_and_has_time_to_finish():
+    pod = k8s("Deployment", "gateway")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    sleep, seconds = container["lifecycle"]["preStop"]["exec"]["command"]
+    drain = float(k8s("ConfigMap", "shop-config")["data"]["SHUTDOWN_DRAIN_SECONDS"])
+    assert sleep == "sleep" and float(seconds) == drain > 0
+    assert pod["terminationGracePeriodSeconds"] >= float(seconds) + drain + FINISH_SECONDS
