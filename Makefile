@@ -10,7 +10,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data contracts release dlq dlq-replay migrate-queues prometheus chaos cluster-test scale-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data contracts release dlq dlq-replay migrate-queues prometheus chaos cluster-test scale-test upgrade-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -83,6 +83,12 @@ chaos: install
 # Two instances each of products, orders and inventory under an order storm.
 scale-test: install
 	$(BIN)/python -m tools.harness.scale $(SCALE_ARGS)
+
+# A rolling upgrade from an older revision to this checkout under an order
+# storm, on PostgreSQL: nothing lost, no 5xx. UPGRADE_FROM=<revision>
+# (default: the last release tag before HEAD, else 9593e87); UPGRADE_ARGS="--users 8"
+upgrade-test: install
+	$(BIN)/python -m tools.harness.upgrade $(if $(UPGRADE_FROM),--from $(UPGRADE_FROM)) $(UPGRADE_ARGS)
 
 # The benchmark: the real stack on PostgreSQL, driven by wrk (apt install wrk).
 # BENCH_ARGS="--duration 5 --concurrency 16" and others: python -m tools.harness.bench --help

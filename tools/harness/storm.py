@@ -1,6 +1,7 @@
 """An order storm against a shop of separate ``nameko run`` processes, and the
-checks that nothing was lost: shared by the crash test (tools/harness/chaos.py) and
-the scale-out test (tools/harness/scale.py).
+checks that nothing was lost: shared by the crash test (tools/harness/chaos.py),
+the scale-out test (tools/harness/scale.py), the cluster test and the upgrade
+test (tools/harness/upgrade.py), whose instances run another revision.
 
 The shop runs in its own RabbitMQ virtual host (``shop-<run>``) and on its own
 databases: fresh SQLite files under var/<run>/, or the ``shop_<run>_<service>``
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from sqlalchemy import text
 
 from common.data.db import create_db_engine
@@ -42,6 +44,22 @@ PRODUCTS, INITIAL_STOCK = 10, 40
 SETTLE_TIMEOUT = 120
 # how long a customer goes on retrying one request, and the longest it waits between tries
 RETRY_SECONDS, MAX_RETRY_WAIT = 30, 2.0
+
+
+@dataclass(frozen=True)
+class Release:
+    """A checkout of the shop to run services from: its folder, and the
+    virtualenv whose ``nameko`` runs them (tools/harness/upgrade.py builds
+    others)."""
+
+    root: Path
+    bin: Path
+
+    def nameko_run(self, service):
+        return [str(self.bin / "nameko"), "run", "--config", "config.yaml", f"{service}.service"]
+
+
+THIS_CHECKOUT = Release(ROOT, Path(nameko_run_command("users", "config.yaml")[0]).parent)
 
 
 @dataclass
@@ -112,9 +130,9 @@ def add_arguments(parser, users, duration):
                         help="the gateway's port (a second gateway takes the next one)")
 
 
-def prepare(run, args, broker=LOCAL_BROKER):
-    """Fresh databases and a fresh vhost for ``run``; the environment every
-    service gets."""
+def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True):
+    """Fresh databases (migrated, unless ``migrate_databases`` is false) and
+    a fresh vhost for ``run``; the environment every service gets."""
     out = ROOT / "var" / run
     out.mkdir(parents=True, exist_ok=True)
     vhost = f"shop-{run}"
@@ -134,7 +152,8 @@ def prepare(run, args, broker=LOCAL_BROKER):
             for leftover in out.glob(f"{name}.db*"):
                 leftover.unlink()
             uris[name] = f"sqlite:///{path}"
-        upgrade(name, uris[name])
+        if migrate_databases:
+            upgrade(name, uris[name])
     api = broker.management_api()
     requests.delete(f"{api}/vhosts/{vhost}", timeout=10)
     requests.put(f"{api}/vhosts/{vhost}", timeout=10).raise_for_status()
@@ -169,13 +188,16 @@ class Stack:
     (one by default), named ``orders``, or ``orders-1``, ``orders-2``...
     The n-th gateway listens on the port after the (n-1)-th's."""
 
-    def __init__(self, run, env, instances=None, broker=LOCAL_BROKER):
+    def __init__(self, run, env, instances=None, broker=LOCAL_BROKER, release=None):
         self.out = ROOT / "var" / run
         self.vhost = f"shop-{run}"
         self.env = env
         self.broker = broker
         self.processes = {}
         self.instances = {name: (instances or {}).get(name, 1) for name in SERVICES}
+        # what each instance runs: this checkout, unless told otherwise
+        self.release = release or THIS_CHECKOUT
+        self.releases = {}
 
     def instance_names(self, name):
         count = self.instances[name]
@@ -197,11 +219,14 @@ class Stack:
         return [f"http://{self.instance_env(instance)['WEB_SERVER_ADDRESS']}"
                 for instance in self.instance_names("gateway")]
 
-    def start(self, instance):
+    def start(self, instance, release=None):
+        """Start ``instance`` of ``release`` (by default, what it ran before,
+        or the stack's release)."""
         service = instance.split("-")[0]
+        release = self.releases[instance] = release or self.releases.get(instance, self.release)
         log = open(self.out / f"{instance}.log", "a")  # a restart appends
         self.processes[instance] = subprocess.Popen(
-            nameko_run_command(service, "config.yaml"), cwd=ROOT,
+            release.nameko_run(service), cwd=release.root,
             env=self.instance_env(instance),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -243,28 +268,50 @@ class Shop:
         self.base_urls = base_urls
         self.statuses = Counter()
         self.retries = 0
+        self.failovers = 0
         self.accepted = {}  # order id -> quantity per product
+        self.restocked = Counter()  # product id -> units added during the storm
+        self.deadline = None  # when the customers stop (storm() sets it; others may move it)
+        self.resting = set()  # gateways taken out of rotation, as a load balancer would
         self.lock = threading.Lock()
         self.local = threading.local()
 
     def call(self, method, path, token=None, headers=None, **kwargs):
+        """One request, to the customer's gateway; a gateway that refuses the
+        connection (stopped) is passed over for the next, as a load balancer
+        would: the request never reached it."""
         headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        base_url = getattr(self.local, "base_url", self.base_urls[0])
-        try:
-            response = requests.request(
-                method, base_url + path, headers=headers, timeout=15, **kwargs)
-        except requests.RequestException:
-            with self.lock:
-                self.statuses["no answer"] += 1
-            return None
+        first = getattr(self.local, "base_url", self.base_urls[0])
+        gateways = self.base_urls[self.base_urls.index(first):] + \
+            self.base_urls[:self.base_urls.index(first)]
+        in_rotation = [url for url in gateways if url not in self.resting]
+        for base_url in in_rotation or gateways:
+            try:
+                response = requests.request(
+                    method, base_url + path, headers=headers, timeout=15, **kwargs)
+                break
+            except requests.ConnectionError as exc:
+                if not refused(exc):
+                    return self._unanswered()
+                with self.lock:
+                    self.failovers += 1
+            except requests.RequestException:
+                return self._unanswered()
+        else:
+            return self._unanswered()
         status = response.status_code
         if status == 503 and "Retry-After" not in response.headers:
             status = "503 without Retry-After"
         with self.lock:
             self.statuses[status] += 1
         return response
+
+    def _unanswered(self):
+        with self.lock:
+            self.statuses["no answer"] += 1
+        return None
 
     def call_once(self, operation, method, path, token, **kwargs):
         """A careful client's request: a fresh Idempotency-Key, and the same
@@ -303,7 +350,9 @@ class Shop:
             product_ids.append(product_id)
         return product_ids
 
-    def storm(self, product_ids, users, duration):
+    def storm(self, product_ids, users, duration, restock_every=None):
+        """``users`` customers for ``duration`` seconds (or until ``deadline``
+        is moved); with ``restock_every``, the admin restocks a product that often."""
         customers = []
         for number in range(users):
             username = f"customer{number}"
@@ -311,21 +360,38 @@ class Shop:
                 "username": username, "email": f"{username}@example.com",
                 "password": "storm-password"})
             customers.append(self.token(username, "storm-password"))
-        deadline = time.monotonic() + duration
+        self.deadline = time.monotonic() + duration
         threads = [threading.Thread(target=self.customer, args=(
-                       token, product_ids, deadline, self.base_urls[number % len(self.base_urls)]))
+                       token, product_ids, self.base_urls[number % len(self.base_urls)]))
                    for number, token in enumerate(customers)]
+        if restock_every:
+            threads.append(threading.Thread(
+                target=self.restocker, args=(self.token(*ADMIN), product_ids, restock_every)))
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         return {"accepted": dict(self.accepted), "statuses": dict(self.statuses),
-                "retries": self.retries}
+                "retries": self.retries, "failovers": self.failovers,
+                "restocked": dict(self.restocked)}
 
-    def customer(self, token, product_ids, deadline, base_url):
+    def restocker(self, token, product_ids, every):
+        """Adds stock to one product after another, so that most orders are
+        reserved rather than rejected. Only what was answered 200 counts."""
+        chance = random.Random()
+        while time.monotonic() < self.deadline:
+            product_id, quantity = chance.choice(product_ids), chance.randint(10, 30)
+            answer = self.call("POST", f"/inventory/{product_id}", token,
+                               json={"quantity": quantity})
+            if answer is not None and answer.status_code == 200:
+                with self.lock:
+                    self.restocked[product_id] += quantity
+            time.sleep(every)
+
+    def customer(self, token, product_ids, base_url):
         self.local.base_url = base_url
         chance = random.Random()
-        while time.monotonic() < deadline:
+        while time.monotonic() < self.deadline:
             lines = {pid: chance.randint(1, 3) for pid in chance.sample(product_ids, chance.randint(1, 3))}
             placed = self.call_once("place", "POST", "/orders", token, json={
                 "items": [{"product_id": p, "quantity": q} for p, q in lines.items()]})
@@ -335,7 +401,7 @@ class Shop:
             order_id = placed.json()["id"]
             with self.lock:
                 self.accepted[order_id] = lines
-            status = self.wait_for_answer(token, order_id, deadline)
+            status = self.wait_for_answer(token, order_id)
             if status == "awaiting_payment":
                 choice = chance.random()
                 if choice < 0.6:
@@ -343,8 +409,8 @@ class Shop:
                 elif choice < 0.85:
                     self.call_once("cancel", "POST", f"/orders/{order_id}/cancel", token)
 
-    def wait_for_answer(self, token, order_id, deadline):
-        while time.monotonic() < deadline:
+    def wait_for_answer(self, token, order_id):
+        while time.monotonic() < self.deadline:
             response = self.call("GET", f"/orders/{order_id}", token)
             if response is not None and response.status_code == 200:
                 status = response.json()["status"]
@@ -354,15 +420,23 @@ class Shop:
         return None
 
 
+def refused(exc):
+    """Whether a request failed because its connection was refused, before
+    anything was sent."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(getattr(reason, "reason", None), urllib3.exceptions.NewConnectionError)
+
+
 def worth_retrying(response):
     if response is None or response.status_code >= 500:
         return True
     return response.status_code == 409 and response.json().get("error") == "request_in_progress"
 
 
-def settle_and_check(env, storm, product_ids):
+def settle_and_check(env, storm, product_ids, count_duplicates=True):
     """Wait until no order is pending and no event waits to be published,
-    then check every invariant."""
+    then check every invariant. ``count_duplicates=False`` where some orders
+    went through a gateway that takes no Idempotency-Key (an older release)."""
     engines = {name: create_db_engine(env[f"{name.upper()}_DB_URI"])
                for name in ("orders", "inventory")}
     started = time.monotonic()
@@ -386,9 +460,10 @@ def settle_and_check(env, storm, product_ids):
     stock = state["stock"]
     broken_stock = {pid: row for pid, row in stock.items()
                     if row["on_hand"] < 0 or row["reserved"] < 0 or row["reserved"] > row["on_hand"]}
+    restocked = storm.get("restocked", {})
     unconserved = {pid: stock.get(pid) for pid in product_ids
                    if stock.get(pid, {}).get("on_hand", 0) + state["sold"].get(pid, 0)
-                   != INITIAL_STOCK}
+                   != INITIAL_STOCK + restocked.get(pid, 0)}
     mismatched = {pid: (row["reserved"], state["awaiting"].get(pid, 0))
                   for pid, row in stock.items() if row["reserved"] != state["awaiting"].get(pid, 0)}
     # a client may be told to come back later (503 with Retry-After) while
@@ -396,10 +471,11 @@ def settle_and_check(env, storm, product_ids):
     # error, or no answer at all, is a failure
     server_errors = {str(status): count for status, count in storm["statuses"].items()
                      if not isinstance(status, int) or (status >= 500 and status != 503)}
-    duplicates = len(state["orders"]) - len(state["orders_placed_by_a_key"])
+    duplicates = len(state["orders"]) - len(state["orders_placed_by_a_key"]) \
+        if count_duplicates else None
     checks = {
         "orders lost": len(lost) == 0,
-        "duplicate orders": duplicates == 0,
+        **({"duplicate orders": duplicates == 0} if count_duplicates else {}),
         "only 503 with Retry-After as server errors": not server_errors,
         "orders stuck pending": state["pending"] == 0,
         "negative or over-reserved stock": not broken_stock,
@@ -418,6 +494,8 @@ def settle_and_check(env, storm, product_ids):
         "orders_stuck_pending": state["pending"],
         "duplicate_orders": duplicates,
         "requests_retried": storm["retries"],
+        "units_restocked": sum(restocked.values()),
+        "gateway_failovers": storm.get("failovers", 0),
         "orders_by_status": dict(Counter(state["orders"].values())),
         "broken_stock": broken_stock,
         "unconserved_stock": unconserved,
@@ -467,8 +545,16 @@ def print_report(title, report):
     print(f"  orders settled             {report['orders_settled']}")
     print(f"  orders lost                {len(report['orders_lost'])}")
     print(f"  orders stuck pending       {report['orders_stuck_pending']}")
-    print(f"  duplicate orders           {report['duplicate_orders']} "
-          f"({report['requests_retried']} retried with their key)")
+    if report["duplicate_orders"] is None:
+        print(f"  duplicate orders           not counted: an older gateway takes no keys "
+              f"({report['requests_retried']} retried)")
+    else:
+        print(f"  duplicate orders           {report['duplicate_orders']} "
+              f"({report['requests_retried']} retried with their key)")
+    if report["units_restocked"]:
+        print(f"  units restocked            {report['units_restocked']}")
+    if report["gateway_failovers"]:
+        print(f"  refused, sent to the other gateway  {report['gateway_failovers']}")
     print(f"  orders by status           {report['orders_by_status']}")
     print(f"  negative stock             {report['broken_stock'] or 'none'}")
     print(f"  stock conservation         "
@@ -496,8 +582,11 @@ def get_status(url):
 
 
 def wait(condition, timeout, what):
+    """Until ``condition()``; exits after ``timeout`` seconds, naming ``what``
+    (a string, or a function that gives one then)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            sys.exit(f"Error: timed out after {timeout} s waiting for {what}")
+            sys.exit(f"Error: timed out after {timeout} s waiting for "
+                     f"{what() if callable(what) else what}")
         time.sleep(0.3)
