@@ -8,6 +8,7 @@ from nameko.web.handlers import HttpRequestHandler
 
 from gateway.openapi import openapi_path
 from gateway.service import GatewayService
+from tools.contracts import current_document
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +88,15 @@ def test_swagger_ui_is_served_without_a_cdn(api):
 
 def test_the_document_is_valid_openapi_3(api):
     validate(api.call("GET", "/openapi.json").json())
+
+
+def test_the_gateway_serves_the_asyncapi_document_of_the_running_contracts(api):
+    """Beside /openapi.json, the AsyncAPI document of the services' events and
+    RPC methods (tests/unit/test_contracts.py validates it)."""
+    answer = api.call("GET", "/asyncapi.json")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json() == current_document()
 
 
 class Contract:
