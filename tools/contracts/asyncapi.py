@@ -72,6 +72,9 @@ def _add_event(document, schemas, service, event):
     document["channels"][key] = {
         "address": event.name,
         "title": f"{service} events: {event.name}",
+        "description": f"Published to the {service}.events exchange with this routing key, "
+                       "through the service's outbox; each consumer binds a quorum queue of "
+                       "its own, and handles a redelivered event as it did the first",
         "messages": {event.name: {"$ref": f"#/components/messages/{key}"}},
         "bindings": {"amqp": {
             "is": "routingKey",
@@ -126,6 +129,9 @@ def _add_method(document, schemas, service, method):
     document["channels"][key] = {
         "address": key,
         "title": f"RPC: {service}.{method.name}",
+        "description": f"Requests go to the {RPC_EXCHANGE} exchange with this routing key; "
+                       f"the {service} service consumes them from its quorum queue "
+                       f"rpc-{service}, one consumer per instance",
         "messages": {"request": {"$ref": f"#/components/messages/{key}.request"}},
         "bindings": {"amqp": {
             "is": "routingKey",
