@@ -93,7 +93,11 @@ def read_terminal_until(master, text, timeout):
     deadline = time.monotonic() + timeout
     while text.encode() not in seen:
         assert time.monotonic() < deadline, f"no {text!r} on the terminal:\n{seen.decode()}"
-        seen += os.read(master, 65536)
+        try:
+            seen += os.read(master, 65536)
+        except OSError as exc:  # EIO: every process on the terminal has ended
+            raise AssertionError(f"the terminal closed ({exc}) before {text!r}; it showed:\n"
+                                 f"{seen.decode(errors='replace')}") from None
     return seen.decode()
 
 
