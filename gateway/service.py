@@ -10,7 +10,7 @@ from werkzeug.security import safe_join
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
-from common.build import build_info
+from common.build import UNKNOWN, build_info
 from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
 from common.messaging.rpc import ServiceRpc
 from common.observability.metrics import CONTENT_TYPE_LATEST
@@ -138,7 +138,7 @@ class GatewayService:
             return service_name, {"status": "unavailable", "error": message}
         # a service of a release before 0.2.0 does not say which it runs
         return service_name, {"status": "ok", **{
-            key: answer.get(key, "unknown") for key in ("version", "revision")}}
+            key: answer.get(key, UNKNOWN) for key in ("version", "revision")}}
 
     @http("POST", "/register")
     @documented("Register a customer", "accounts", body=RegisterBody,
@@ -311,8 +311,8 @@ def keyed_answer(status, idempotency_key, call, *args):
         # no key. nameko checks a call's signature before it runs anything, so
         # the call is made again without the key, unprotected against a retry,
         # as that release would have made it
-        log.warning("the orders service takes no idempotency key; %s is carried out "
-                    "without one", getattr(call, "__name__", "the call"))
+        log.warning("the orders service takes no idempotency key; the request is carried "
+                    "out without one")
         return json_response(status, call(*args))
     headers = {REPLAYED_HEADER: "true"} if answer["replayed"] else None
     return json_response(status, answer["result"], headers)

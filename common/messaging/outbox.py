@@ -176,6 +176,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
         self._wake()
         if self.relay_thread is not None:  # None: stopped before it started
             self.relay_thread.wait()
+            self.engine.dispose()  # the connection its last UPDATE took
 
     def kill(self):
         self.running = False

@@ -281,7 +281,12 @@ class Draining(DependencyProvider):
     """``self.draining()``: True once the service is stopping (see
     :class:`JsonWebServer`), when its readiness check should say not ready."""
 
+    def start(self):
+        [self.server] = [extension for extension in self.container.subextensions
+                         if isinstance(extension, JsonWebServer)]
+
     def get_dependency(self, worker_ctx):
-        [server] = [extension for extension in self.container.subextensions
-                    if isinstance(extension, JsonWebServer)]
-        return lambda: server.draining
+        return self.is_draining
+
+    def is_draining(self):
+        return self.server.draining
