@@ -125,6 +125,45 @@ class KeysetPageSchema(PageSchema):
             raise ValidationError("Give offset or after, not both.", "after")
 
 
+MAX_CATEGORY_LENGTH = 50
+MAX_QUERY_LENGTH = 200
+SORTS = ("relevance", "newest", "price", "-price", "name")
+NOT_BLANK = validate.Regexp(r"\S", error="Must not be blank.")
+
+
+def category_field(**kwargs):
+    """A category's name: 1 to 50 characters, not blank."""
+    return fields.String(
+        validate=[validate.Length(min=1, max=MAX_CATEGORY_LENGTH), NOT_BLANK], **kwargs)
+
+
+class CatalogueQuerySchema(KeysetPageSchema):
+    """A search of the catalogue: words, filters and an order, with a page
+    (``GET /products``, and products.search's arguments in their order).
+    ``after`` pages in id order only: with neither ``q`` nor ``sort``."""
+
+    class Meta(KeysetPageSchema.Meta):
+        fields = ("q", "category", "min_price", "max_price", "sort", "limit", "offset", "after")
+
+    q = fields.String(validate=validate.Length(max=MAX_QUERY_LENGTH), metadata={
+        "description": "words to find in the name and description, any case: a word is found "
+                       "where a word starts with it (mok finds Moka); text with punctuation, "
+                       "or in a script without spaces (咖啡), anywhere. Text, never syntax"})
+    category = category_field()
+    min_price = price_field()
+    max_price = price_field()
+    sort = fields.String(validate=validate.OneOf(SORTS), metadata={
+        "description": "relevance (the default with q: matches in the name first), newest, "
+                       "price, -price (dearest first) or name; without q or sort, id order"})
+
+    @validates_schema
+    def consistent(self, data, **kwargs):
+        if "after" in data and ("q" in data or "sort" in data):
+            raise ValidationError("after pages in id order: use offset with q or sort.", "after")
+        if "min_price" in data and "max_price" in data and data["min_price"] > data["max_price"]:
+            raise ValidationError("Must not be above max_price.", "min_price")
+
+
 # an Idempotency-Key: printable ASCII, no space at either end (HTTP would strip it)
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
 

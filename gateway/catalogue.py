@@ -3,8 +3,8 @@ memory, kept coherent by the products service's events.
 
 Products are small and read far more than they change. Each gateway keeps
 the products and pages it served lately (:class:`Catalogue`, plain Python)
-and listens to ``product_created``, ``product_updated`` and
-``product_deleted`` on a queue of its own (a broadcast handler: every
+and listens to ``product_created``, ``product_changed`` (and
+``product_updated``) and ``product_deleted`` on a queue of its own (a broadcast handler: every
 instance hears every event). An event drops the product it names and every
 cached page; the next read asks the products service again. So a change is
 seen by every gateway as soon as its event arrives. A TTL bounds how stale an
@@ -36,7 +36,8 @@ from common.schemas import id_field
 
 log = logging.getLogger(__name__)
 
-PRODUCT_EVENTS = ("product_created", "product_updated", "product_deleted")
+# product_updated: what products on 0.2.0 publish for a change (goes in 0.4.0)
+PRODUCT_EVENTS = ("product_created", "product_changed", "product_updated", "product_deleted")
 
 
 class Catalogue:
@@ -61,6 +62,11 @@ class Catalogue:
         """A page of the catalogue, from memory or ``fetch(**query)``
         (``limit``, ``offset``, ``after``)."""
         return self._read(("page", *sorted(query.items())), lambda: fetch(**query))
+
+    def categories(self, fetch):
+        """The catalogue's categories, from memory or ``fetch()``: a listing
+        like a page, which any change may move."""
+        return self._read(("page", "categories"), fetch)
 
     def forget(self, product_id=None):
         """A product was created, changed or deleted: forget it and every

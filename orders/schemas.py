@@ -45,8 +45,8 @@ class _Incoming(Schema):
 
 
 class CatalogueProductSchema(_Incoming):
-    """A product as products.get_many answers it, and as the product_created
-    and product_updated events carry it."""
+    """A product as products.get_many answers it, and as the product_created,
+    product_changed and product_updated events carry it."""
 
     id = id_field(required=True)
     name = fields.String(required=True, validate=validate.Length(max=200))

@@ -242,6 +242,13 @@ class OrdersService:
         catalogue.remember(self.db.session, [product])
         self.db.session.commit()
 
+    @handle_event("products", "product_changed", CatalogueProductSchema())
+    def on_product_changed(self, product):
+        catalogue.remember(self.db.session, [product])
+        self.db.session.commit()
+
+    # what products on 0.2.0 publish; from 0.3.0 on, product_changed as well
+    # (remembering a product twice changes nothing). Goes in 0.4.0.
     @handle_event("products", "product_updated", CatalogueProductSchema())
     def on_product_updated(self, product):
         catalogue.remember(self.db.session, [product])

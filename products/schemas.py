@@ -1,10 +1,12 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from common.schemas import id_field, price_field
+from common.schemas import category_field, id_field, price_field
 
 MAX_DESCRIPTION_LENGTH = 5000
 MAX_BATCH = 100
-CHANGEABLE_FIELDS = ("name", "price", "description")
+CHANGEABLE_FIELDS = ("name", "price", "description", "category")
+# what product_updated (0.1.0's event) can name in changed; product_changed names any field
+UPDATED_FIELDS = ("name", "price", "description")
 
 
 def _not_blank(value):
@@ -19,6 +21,8 @@ class ProductFieldsSchema(Schema):
     price = price_field(required=True)
     description = fields.String(
         load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH))
+    category = category_field(load_default=None, allow_none=True,
+                              metadata={"description": "null: in no category"})
 
 
 class ProductChangesSchema(ProductFieldsSchema):
@@ -30,7 +34,7 @@ class ProductChangesSchema(ProductFieldsSchema):
     @validates_schema
     def not_empty(self, data, **kwargs):
         if not data:
-            raise ValidationError("Give at least one of name, price, description.")
+            raise ValidationError(f"Give at least one of {', '.join(CHANGEABLE_FIELDS)}.")
 
 
 class ProductIdsSchema(Schema):
@@ -44,15 +48,36 @@ class ProductSchema(Schema):
     name = fields.String(required=True)
     description = fields.String(required=True)
     price = price_field(required=True)
+    category = fields.String(required=True, allow_none=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 
 
 class ProductUpdatedSchema(ProductSchema):
-    """``product_updated``: the product as it now is, and which fields changed."""
+    """``product_updated``: the product as it now is, and which of the
+    fields 0.1.0 knew changed. Published beside ``product_changed`` until
+    0.4.0, for consumers still on 0.2.0."""
 
-    changed = fields.List(fields.String(validate=validate.OneOf(CHANGEABLE_FIELDS)),
+    changed = fields.List(fields.String(validate=validate.OneOf(UPDATED_FIELDS)),
                           required=True, validate=validate.Length(min=1))
+
+
+class ProductChangedSchema(ProductSchema):
+    """``product_changed``: the product as it now is, and which fields
+    changed. A consumer ignores names in ``changed`` it does not know:
+    fields are added over time."""
+
+    changed = fields.List(fields.String(validate=validate.Length(min=1)), required=True,
+                          validate=validate.Length(min=1))
+
+
+class CategorySchema(Schema):
+    name = fields.String(required=True)
+    count = fields.Integer(required=True, metadata={"description": "products in it"})
+
+
+class CategoriesSchema(Schema):
+    items = fields.List(fields.Nested(CategorySchema), required=True)
 
 
 class ProductDeletedSchema(Schema):

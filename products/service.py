@@ -1,15 +1,16 @@
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from common.data.db import Database, page_query, utcnow
 from common.errors import NotFound
 from common.messaging.entrypoints import health_check, rpc
 from common.messaging.outbox import Outbox
 from common.observability.telemetry import Telemetry
-from common.schemas import KeysetPageSchema, load, load_id
+from common.schemas import CatalogueQuerySchema, KeysetPageSchema, load, load_id
 from products.contract import CONTRACT
 from products.models import Base, CatalogueSize, OutboxMessage, Product
 from products.schemas import (
-    ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
+    UPDATED_FIELDS, ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
+from products.search import where_and_order
 
 product_schema = ProductSchema()
 
@@ -25,10 +26,10 @@ class ProductsService:
     ping = health_check()
 
     @rpc
-    def create(self, name, price, description=""):
+    def create(self, name, price, description="", category=None):
         """Add a product; ``price`` is a decimal string such as "12.50"."""
         fields = load(ProductFieldsSchema, {
-            "name": name, "price": price, "description": description})
+            "name": name, "price": price, "description": description, "category": category})
         now = utcnow()
         product = Product(**fields, created_at=now, updated_at=now)
         self.db.session.add(product)
@@ -61,6 +62,38 @@ class ProductsService:
         return {"items": product_schema.dump(items, many=True), "total": total}
 
     @rpc
+    def search(self, q=None, category=None, min_price=None, max_price=None, sort=None,
+               limit=20, offset=0, after=None):
+        """Products by words, category and price, in an order:
+        ``search(q="moka", max_price="30.00", sort="price")`` answers
+        ``{"items": [...], "total": n}``, ``total`` counting every match.
+        See products/search.py for how words are found."""
+        given = {"q": q, "category": category, "min_price": min_price, "max_price": max_price,
+                 "sort": sort, "after": after}
+        query = load(CatalogueQuerySchema, {"limit": limit, "offset": offset, **{
+            name: value for name, value in given.items() if value is not None}})
+        conditions, order = where_and_order(query, self.db.session.get_bind().dialect.name)
+        if conditions:
+            total = self.db.session.scalar(
+                select(func.count()).where(Product.deleted_at.is_(None), *conditions))
+        else:
+            total = self.db.session.scalar(select(CatalogueSize.products))
+        items = self.db.session.scalars(
+            select(Product).where(Product.deleted_at.is_(None), *conditions).order_by(*order)
+            .limit(query["limit"]).offset(query["offset"]))
+        return {"items": product_schema.dump(items, many=True), "total": total}
+
+    @rpc
+    def categories(self):
+        """The categories of the catalogue's products, by name, with how many
+        each holds: ``{"items": [{"name": "kitchen", "count": 3}]}``."""
+        counts = self.db.session.execute(
+            select(Product.category, func.count())
+            .where(Product.deleted_at.is_(None), Product.category.is_not(None))
+            .group_by(Product.category).order_by(Product.category))
+        return {"items": [{"name": name, "count": count} for name, count in counts]}
+
+    @rpc
     def get_many(self, ids):
         """The products among ``ids`` that are in the catalogue, in id order,
         in one query; ids that are unknown or deleted are left out."""
@@ -80,7 +113,10 @@ class ProductsService:
             setattr(product, field, value)
         product.updated_at = utcnow()
         updated = product_schema.dump(product)
-        self.outbox.add("product_updated", {**updated, "changed": sorted(changes)})
+        self.outbox.add("product_changed", {**updated, "changed": sorted(changes)})
+        # until 0.4.0, for consumers on 0.2.0: they know no other fields
+        if known_to_them := sorted(set(changes) & set(UPDATED_FIELDS)):
+            self.outbox.add("product_updated", {**updated, "changed": known_to_them})
         self.db.session.commit()
         return updated
 

@@ -119,7 +119,7 @@ CONSUMERS = list(consumers())
 
 
 def test_every_handled_event_is_found():
-    assert len(CONSUMERS) == 13
+    assert len(CONSUMERS) == 15
 
 
 @pytest.mark.parametrize("consumer, source, event_type, data_schema", CONSUMERS,

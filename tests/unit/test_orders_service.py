@@ -296,17 +296,30 @@ def test_a_product_not_heard_of_is_asked_for_once_and_kept(service):
     service.products.get_many.assert_called_once_with([1])
 
 
-def test_an_update_changes_the_price_and_an_older_one_arriving_late_does_not(service):
+# product_changed, and product_updated from products on 0.2.0
+CHANGE_EVENTS = ("product_changed", "product_updated")
+
+
+@pytest.mark.parametrize("change", CHANGE_EVENTS)
+def test_an_update_changes_the_price_and_an_older_one_arriving_late_does_not(service, change):
     heard_of(service, price="39.90", updated_at="2026-11-01T10:00:00+00:00")
-    heard_of(service, "product_updated", price="35.00", updated_at="2026-11-01T11:00:00+00:00")
-    heard_of(service, "product_updated", price="37.00", updated_at="2026-11-01T10:30:00+00:00")
+    heard_of(service, change, price="35.00", updated_at="2026-11-01T11:00:00+00:00")
+    heard_of(service, change, price="37.00", updated_at="2026-11-01T10:30:00+00:00")
     assert place_one(service)["total"] == "35.00"
 
 
-def test_a_deleted_product_cannot_be_ordered_even_if_an_older_event_comes_later(service):
+def test_a_change_heard_twice_from_a_product_on_0_3_0_is_kept_once(service):
+    heard_of(service, price="39.90", updated_at="2026-11-01T10:00:00+00:00")
+    for change in CHANGE_EVENTS:
+        heard_of(service, change, price="35.00", updated_at="2026-11-01T11:00:00+00:00")
+    assert place_one(service)["total"] == "35.00"
+
+
+@pytest.mark.parametrize("change", CHANGE_EVENTS)
+def test_a_deleted_product_cannot_be_ordered_even_if_an_older_event_comes_later(service, change):
     heard_of(service)
     service.on_product_deleted(product_event("product_deleted", id=7))
-    heard_of(service, "product_updated", price="1.00", updated_at="2026-11-02T10:00:00+00:00")
+    heard_of(service, change, price="1.00", updated_at="2026-11-02T10:00:00+00:00")
     service.on_product_deleted(product_event("product_deleted", id=8))  # never heard of
     heard_of(service, product_id=8)
     for product_id in (7, 8):

@@ -1,4 +1,6 @@
 """The products service's logic, with worker_factory and a real database."""
+from unittest.mock import call
+
 import pytest
 from nameko.testing.services import worker_factory
 
@@ -31,6 +33,9 @@ def test_create_answers_the_product_with_an_exact_price(service):
     ({"name": "Mug", "price": "0"}, "price"),
     ({"name": "Mug", "price": "1.001"}, "price"),
     ({"name": "Mug", "price": 1.5}, "price"),
+    ({"name": "Mug", "price": "1.00", "category": ""}, "category"),
+    ({"name": "Mug", "price": "1.00", "category": " "}, "category"),
+    ({"name": "Mug", "price": "1.00", "category": "x" * 51}, "category"),
 ])
 def test_create_refuses_invalid_fields(service, fields, invalid):
     with pytest.raises(InvalidInput) as error:
@@ -100,7 +105,20 @@ def test_update_changes_only_the_given_fields(service):
     updated = service.update(product["id"], {"price": "8.00"})
     assert updated["price"] == "8.00" and updated["name"] == "Mug"
     assert updated["updated_at"] > product["updated_at"]
-    service.outbox.add.assert_called_with("product_updated", {**updated, "changed": ["price"]})
+    assert service.outbox.add.call_args_list[-2:] == [
+        call("product_changed", {**updated, "changed": ["price"]}),
+        call("product_updated", {**updated, "changed": ["price"]})]
+
+
+def test_a_category_change_is_announced_only_to_who_knows_categories(service):
+    product = make(service, category="kitchen")
+    assert product["category"] == "kitchen"
+    service.outbox.add.reset_mock()
+    updated = service.update(product["id"], {"category": None})
+    assert updated["category"] is None
+    # product_updated (0.2.0's consumers) cannot name the field, and they do not know it
+    service.outbox.add.assert_called_once_with(
+        "product_changed", {**updated, "changed": ["category"]})
 
 
 @pytest.mark.parametrize("changes", [{}, {"price": None}, {"name": ""}, "price=1"])
