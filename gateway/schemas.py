@@ -2,7 +2,8 @@
 rules again; these are the API's contract."""
 from marshmallow import Schema, fields, validate
 
-from common.schemas import PageSchema, id_field, price_field
+from common.schemas import (
+    NOT_BLANK, CatalogueQuerySchema, PageSchema, category_field, id_field, price_field)
 
 
 class RegisterBody(Schema):
@@ -19,11 +20,10 @@ class LoginBody(Schema):
 
 
 class ProductBody(Schema):
-    name = fields.String(required=True, validate=[
-        validate.Length(min=1, max=200),
-        validate.Regexp(r"\S", error="Must not be blank.")])
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), NOT_BLANK])
     description = fields.String(validate=validate.Length(max=5000))
     price = price_field(required=True)
+    category = category_field(allow_none=True, metadata={"description": "null: in no category"})
 
 
 class ProductPatchBody(ProductBody):
@@ -81,6 +81,7 @@ class ProductOut(Schema):
     name = fields.String(required=True)
     description = fields.String(required=True)
     price = price_field(required=True)
+    category = fields.String(required=True, allow_none=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 
@@ -91,9 +92,21 @@ class _Page(Schema):
     offset = fields.Integer(required=True)
 
 
-class ProductPage(_Page):
+class ProductPage(CatalogueQuerySchema):
+    """The page, and what was asked."""
+
     items = fields.List(fields.Nested(ProductOut), required=True)
-    after = fields.Integer(metadata={"description": "as asked: the page starts after this id"})
+    total = fields.Integer(required=True, metadata={"description": "products matching, in all "
+                                                                   "pages"})
+
+
+class CategoryOut(Schema):
+    name = fields.String(required=True)
+    count = fields.Integer(required=True, metadata={"description": "products in it"})
+
+
+class CategoriesOut(Schema):
+    items = fields.List(fields.Nested(CategoryOut), required=True)
 
 
 class StockOut(Schema):

@@ -15,7 +15,7 @@ from common.errors import NotFound, ServiceUnavailable, ShopError, Unauthorized
 from common.messaging.rpc import ServiceRpc
 from common.observability.metrics import CONTENT_TYPE_LATEST
 from common.observability.telemetry import Telemetry
-from common.schemas import KeysetPageSchema, schema_of
+from common.schemas import CatalogueQuerySchema, schema_of
 from common.web.json_http import (
     REPLAYED_HEADER, Draining, empty_response, http, json_response, load_body, load_idempotency_key,
     load_query)
@@ -24,9 +24,9 @@ from gateway.catalogue import CatalogueCache, catalogue_events, product_id_of
 from gateway.openapi import SWAGGER_PAGE, build_spec, documented
 from gateway.throttle import LoginThrottle
 from gateway.schemas import (
-    ErrorOut, HealthOut, LoginBody, OrderBody, OrderListQuery, OrderOut, OrderPage, ProductBody,
-    ProductOut, ProductPage, ProductPatchBody, ReadyOut, RegisterBody, StockOut,
-    StockQuantityBody, TokenOut, UserOut)
+    CategoriesOut, ErrorOut, HealthOut, LoginBody, OrderBody, OrderListQuery, OrderOut, OrderPage,
+    ProductBody, ProductOut, ProductPage, ProductPatchBody, ReadyOut, RegisterBody,
+    StockOut, StockQuantityBody, TokenOut, UserOut)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ STOREFRONT = os.path.join(os.path.dirname(__file__), "storefront")
 ASYNCAPI_FILE = "asyncapi.json"
 READY_TIMEOUT_SECONDS = 1
 PRODUCT_ID = "<int:product_id>"
+# GET /products with only these is the catalogue in id order, which the cache keeps
+PAGE_ONLY = {"limit", "offset", "after"}
 ORDER_ID = "<int:order_id>"
 
 
@@ -170,12 +172,23 @@ class GatewayService:
         return json_response(200, self.users.get_user(claims.user_id))
 
     @http("GET", "/products")
-    @documented("A page of the catalogue", "catalogue", query=KeysetPageSchema,
+    @documented("A page of the catalogue, or of a search: words, a category, a price range, "
+                "an order", "catalogue", query=CatalogueQuerySchema,
                 answers={200: (ProductPage, "The page")})
     def list_products(self, request):
-        page = load_query(request, KeysetPageSchema)
-        listing = self.catalogue.page(self._fetch_page, **page)
-        return json_response(200, {**listing, **page})
+        query = load_query(request, CatalogueQuerySchema)
+        asked = schema_of(CatalogueQuerySchema).dump(query)
+        if query.keys() - PAGE_ONLY:
+            listing = self.products.search(**asked)
+        else:
+            listing = self.catalogue.page(self._fetch_page, **query)
+        return json_response(200, {**listing, **asked})
+
+    @http("GET", "/categories")
+    @documented("The categories of the catalogue, by name, with how many products each holds",
+                "catalogue", answers={200: (CategoriesOut, "The categories")})
+    def list_categories(self, request):
+        return json_response(200, self.catalogue.categories(self._fetch_categories))
 
     # The products service's methods, looked up on a miss only: looking one
     # up builds nameko's method proxy and its publisher, about 20 us, a
@@ -185,6 +198,9 @@ class GatewayService:
 
     def _fetch_product(self, product_id):
         return self.products.get(product_id)
+
+    def _fetch_categories(self):
+        return self.products.categories()
 
     @http("GET", f"/products/{PRODUCT_ID}")
     @documented("One product", "catalogue", answers={200: (ProductOut, "The product")})
@@ -197,6 +213,8 @@ class GatewayService:
     def create_product(self, request):
         self.auth.admin(request)
         fields = schema_of(ProductBody).dump(load_body(request, ProductBody))
+        if fields.get("category", "") is None:
+            del fields["category"]  # the default: a products service on 0.2.0 takes no category
         created = self.products.create(**fields)
         self.catalogue.forget(created["id"])  # read-your-writes here, before the event
         return json_response(201, created)

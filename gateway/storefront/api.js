@@ -82,7 +82,10 @@ export const api = {
   register: (username, email, password) => call("POST", "/register", { username, email, password }),
   login: (username, password) => call("POST", "/login", { username, password }),
   me: () => call("GET", "/users/me"),
-  products: (limit, offset) => call("GET", `/products?limit=${limit}&offset=${offset}`),
+  // search: {q, category, min_price, max_price, sort}, each optional
+  products: (limit, offset, search = {}) =>
+    call("GET", `/products?${new URLSearchParams({ ...search, limit, offset })}`),
+  categories: () => call("GET", "/categories"),
   product: (id) => call("GET", `/products/${id}`),
   createProduct: (fields) => call("POST", "/products", fields),
   updateProduct: (id, fields) => call("PATCH", `/products/${id}`, fields),

@@ -1,9 +1,13 @@
 // The storefront: a page per hash route (#/, #/products/3, #/cart, #/orders/7...),
 // each drawn from the public API. The cart lives in this tab's sessionStorage.
 import { ApiError, api, session } from "./api.js";
-import { field, form, formError, h, nodes, showError } from "./dom.js";
+import { choice, field, form, formError, h, nodes, showError } from "./dom.js";
 
 const PAGE_SIZE = 12;
+// what the catalogue's address holds besides its offset: a search to share, reload, go back to
+const SEARCH_FIELDS = ["q", "category", "min_price", "max_price", "sort"];
+const SORTS = [["", "Best match"], ["newest", "Newest"], ["price", "Price, lowest first"],
+  ["-price", "Price, highest first"], ["name", "Name"]];
 const CART_KEY = "shop.cart";
 // an order is pending until inventory answers, normally within a second
 const POLL_MS = 400;
@@ -123,25 +127,67 @@ function money(amount) {
 
 async function catalogue(params) {
   const offset = Math.max(0, Number(params.get("offset")) || 0);
-  const page = await api.products(PAGE_SIZE, offset);
+  const search = Object.fromEntries(SEARCH_FIELDS.filter((name) => params.get(name))
+    .map((name) => [name, params.get(name)]));
+  const [categories, page] = await Promise.all([
+    api.categories(),
+    api.products(PAGE_SIZE, offset, search).catch((error) => {
+      if (error instanceof ApiError && error.status === 400) return error; // shown on the form
+      throw error;
+    }),
+  ]);
+  const box = searchBox(search, categories.items);
+  if (page instanceof ApiError) {
+    showError(box, page);
+    return [h("h1", {}, "Catalogue"), box];
+  }
   const stocks = await Promise.all(page.items.map((product) => api.stock(product.id)));
+  const searching = Object.keys(search).length > 0;
   const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
   const current = Math.floor(offset / PAGE_SIZE) + 1;
+  const at = (start) => `#/?${new URLSearchParams({ ...search, ...(start ? { offset: start } : {}) })}`;
   return [
     h("h1", {}, "Catalogue"),
+    box,
+    searching ? h("p", { class: "matches", role: "status" },
+      page.total === 1 ? "1 product matches." : `${page.total} products match.`) : null,
     page.items.length ? h("ul", { class: "products" }, page.items.map((product, index) =>
-      productCard(product, stocks[index]))) : h("p", {}, "Nothing for sale yet."),
+      productCard(product, stocks[index])))
+      : h("p", {}, searching ? "Nothing matches this search." : "Nothing for sale yet."),
     h("nav", { class: "pager", "aria-label": "Pages" },
-      offset > 0 ? h("a", { href: `#/?offset=${Math.max(0, offset - PAGE_SIZE)}`, rel: "prev" }, "← Previous") : null,
+      offset > 0 ? h("a", { href: at(Math.max(0, offset - PAGE_SIZE)), rel: "prev" }, "← Previous") : null,
       h("span", {}, `Page ${current} of ${pages}`),
-      offset + PAGE_SIZE < page.total ? h("a", { href: `#/?offset=${offset + PAGE_SIZE}`, rel: "next" }, "Next →") : null),
+      offset + PAGE_SIZE < page.total ? h("a", { href: at(offset + PAGE_SIZE), rel: "next" }, "Next →") : null),
   ];
+}
+
+// The search form, filled in from the address; searching puts the search in the address.
+function searchBox(search, categories) {
+  const names = categories.map(({ name }) => name);
+  const options = [["", "All categories"], ...categories.map(({ name, count }) => [name, `${name} (${count})`]),
+    // a shared address may name a category that has since emptied
+    ...(search.category && !names.includes(search.category) ? [[search.category, search.category]] : [])];
+  const box = h("form", { role: "search", "aria-label": "Search the catalogue", class: "search", novalidate: true },
+    formError(),
+    field("Search", "q", { type: "search", value: search.q || "", maxlength: 200, placeholder: "moka, 咖啡…" }),
+    choice("Category", "category", options, search.category || ""),
+    field("Lowest price", "min_price", { inputmode: "decimal", value: search.min_price || "", placeholder: "0.00" }),
+    field("Highest price", "max_price", { inputmode: "decimal", value: search.max_price || "", placeholder: "any" }),
+    choice("Sort by", "sort", SORTS, search.sort || ""),
+    h("button", { type: "submit" }, "Search"));
+  box.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const asked = [...new FormData(box)].filter(([, value]) => value.trim() !== "");
+    go(`#/?${new URLSearchParams(asked)}`);
+  });
+  return box;
 }
 
 function productCard(product, stock) {
   return h("li", { class: "product", "data-product-id": product.id },
     h("h2", {}, h("a", { href: `#/products/${product.id}` }, product.name)),
     h("p", { class: "price" }, money(product.price)),
+    product.category ? h("p", { class: "category" }, product.category) : null,
     h("p", { class: "stock" }, availability(stock)),
     addToCart(product, stock));
 }
@@ -166,11 +212,18 @@ async function productPage(params, id) {
     h("p", {}, h("a", { href: "#/" }, "← Catalogue")),
     h("h1", {}, product.name),
     h("p", { class: "price" }, money(product.price)),
+    product.category ? h("p", { class: "category" },
+      h("a", { href: `#/?${new URLSearchParams({ category: product.category })}` }, product.category)) : null,
     h("p", { class: "stock" }, availability(stock)),
     product.description ? h("p", { class: "description" }, product.description) : null,
     addToCart(product, stock),
     me && me.role === "admin" ? adminProductForms(product, stock) : null,
   ];
+}
+
+// a form's empty category field means no category: null to the API
+function withCategory(values) {
+  return { ...values, category: values.category.trim() === "" ? null : values.category };
 }
 
 function adminProductForms(product, stock) {
@@ -181,8 +234,9 @@ function adminProductForms(product, stock) {
       field("Name", "name", { value: product.name, required: true, maxlength: 200 }),
       field("Description", "description", { value: product.description }),
       field("Price", "price", { value: product.price, inputmode: "decimal", required: true }),
+      field("Category (empty: none)", "category", { value: product.category || "", maxlength: 50 }),
     ], "Save", async (values) => {
-      await api.updateProduct(product.id, values);
+      await api.updateProduct(product.id, withCategory(values));
       route();
     }),
     form("Restock", field("Units to add", "quantity", { type: "number", min: 1, required: true }),
@@ -388,8 +442,9 @@ async function adminPage(params) {
       field("Name", "name", { required: true, maxlength: 200 }),
       field("Description", "description"),
       field("Price", "price", { inputmode: "decimal", required: true, placeholder: "9.90" }),
+      field("Category (optional)", "category", { maxlength: 50 }),
     ], "Add", async (values) => {
-      const created = await api.createProduct(values);
+      const created = await api.createProduct(withCategory(values));
       go(`#/products/${created.id}`);
     }),
     h("p", {}, "To edit a product, restock it or write stock off, open it from the catalogue."),

@@ -25,12 +25,21 @@ let fieldIds = 0;
 // A labelled input, with a place for its error message that the input names
 // through aria-describedby.
 export function field(label, name, attributes = {}) {
+  return labelled(label, name, (id) => h("input", { id, name, "aria-describedby": `${id}-error`, ...attributes }));
+}
+
+// A labelled drop-down of `options` ([value, text] pairs), `selected` chosen.
+export function choice(label, name, options, selected) {
+  return labelled(label, name, (id) => h("select", { id, name, "aria-describedby": `${id}-error` },
+    options.map(([value, text]) => h("option", { value, selected: value === selected }, text))));
+}
+
+function labelled(label, name, control) {
   const id = `field-${name}-${++fieldIds}`;
-  const error = h("span", { class: "field-error", id: `${id}-error`, "data-error-for": name });
   return h("div", { class: "field" },
     h("label", { for: id }, label),
-    h("input", { id, name, "aria-describedby": `${id}-error`, ...attributes }),
-    error);
+    control(id),
+    h("span", { class: "field-error", id: `${id}-error`, "data-error-for": name }));
 }
 
 // Shows an ApiError on a form: the message at the top, each field's own

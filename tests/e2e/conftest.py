@@ -17,6 +17,7 @@ from inventory.service import InventoryService
 from orders.service import OrdersService
 from products.service import ProductsService
 from tests.conftest import free_port
+from tests.e2e.storefront import Storefront
 from users.service import UsersService
 
 ADMIN = {"USERNAME": "admin", "PASSWORD": "admin-password", "EMAIL": "admin@example.com"}
@@ -59,8 +60,9 @@ class Api:
     def admin_token(self):
         return self.token(ADMIN["USERNAME"], ADMIN["PASSWORD"])
 
-    def product(self, admin, name="Moka pot", price="34.90"):
-        response = self.call("POST", "/products", token=admin, json={"name": name, "price": price})
+    def product(self, admin, name="Moka pot", price="34.90", **fields):
+        response = self.call("POST", "/products", token=admin,
+                             json={"name": name, "price": price, **fields})
         assert response.status_code == 201, response.text
         return response.json()["id"]
 
@@ -183,3 +185,9 @@ def browser(request):
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def storefront(browser, api):
+    """The storefront the gateway serves, in the browser."""
+    return Storefront(browser, api.base_url)

@@ -21,10 +21,13 @@ def test_the_readme_walk_through(api):
 
     admin = api.admin_token()
     created = api.call("POST", "/products", token=admin, json={
-        "name": "Espresso cup", "price": "7.50", "description": "80 ml"})
+        "name": "Espresso cup", "price": "7.50", "description": "80 ml", "category": "kitchen"})
     assert created.status_code == 201
     cup = created.json()
-    assert cup["price"] == "7.50"
+    assert cup["price"] == "7.50" and cup["category"] == "kitchen"
+    found = api.call("GET", "/products", params={
+        "q": "espr", "category": "kitchen", "max_price": "10.00", "sort": "price"}).json()
+    assert found["items"] == [cup] and found["total"] == 1
 
     listing = api.call("GET", "/products")
     assert listing.status_code == 200
