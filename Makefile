@@ -86,7 +86,7 @@ scale-test: install
 
 # A rolling upgrade from an older revision to this checkout under an order
 # storm, on PostgreSQL: nothing lost, no 5xx. UPGRADE_FROM=<revision>
-# (default: the last release tag before HEAD, else 9593e87); UPGRADE_ARGS="--users 8"
+# (default: the last release before HEAD, else 9593e87); UPGRADE_ARGS="--users 8"
 upgrade-test: install
 	$(BIN)/python -m tools.harness.upgrade $(if $(UPGRADE_FROM),--from $(UPGRADE_FROM)) $(UPGRADE_ARGS)
 

@@ -43,6 +43,8 @@ RUN = "upgrade"
 INSTANCES = {name: 2 for name in SERVICES}
 # the revision before the first release, where upgrades are tested from until one is tagged
 FIRST_BASE = "9593e87"
+# what make release records: its last change is a release's commit
+RELEASED_CONTRACTS = "contracts/released.asyncapi.json"
 # seconds of storm between two steps of the upgrade
 STEP_SECONDS = 3
 RESTOCK_EVERY = 0.1
@@ -59,7 +61,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8097,
                         help="the first gateway's port (the second takes the next one)")
     parser.add_argument("--from", dest="base", default=None,
-                        help=f"the revision to upgrade from (default: the last release tag "
+                        help=f"the revision to upgrade from (default: the last release "
                              f"before HEAD, else {FIRST_BASE})")
     args = parser.parse_args(argv)
     args.database = "postgresql"
@@ -273,14 +275,17 @@ NEW_LABEL = f"{build_info()['version']} ({build_info()['revision']})"
 
 
 def last_release():
-    """The newest release tag (v0.2.0) on a commit before HEAD, or None."""
+    """The last release before HEAD, or None: the newest release tag (v0.2.0)
+    on a commit before HEAD, or else (a clone without tags) the newest commit
+    before HEAD that recorded the released contracts, as make release does."""
     head = git("rev-parse", "HEAD")
     for tag in git("tag", "--list", "v*", "--sort=-v:refname").split():
         if git("rev-parse", f"{tag}^{{commit}}") != head and \
                 subprocess.run(["git", "merge-base", "--is-ancestor", tag, "HEAD"],
                                cwd=ROOT).returncode == 0:
             return tag
-    return None
+    released = git("log", "--format=%H", "HEAD~1", "--", RELEASED_CONTRACTS).split()
+    return released[0][:12] if released else None
 
 
 def git(*arguments):
