@@ -131,10 +131,22 @@ SORTS = ("relevance", "newest", "price", "-price", "name")
 NOT_BLANK = validate.Regexp(r"\S", error="Must not be blank.")
 
 
+def no_nul(value):
+    """Text a database keeps: PostgreSQL's text cannot hold U+0000 (SQLite's
+    can), so it is refused alike on both."""
+    if "\x00" in value:
+        raise ValidationError("Must not contain the NUL character (U+0000).")
+
+
+def text_field(max_length, **kwargs):
+    """Free text of at most ``max_length`` characters that a database keeps or searches."""
+    return fields.String(validate=[validate.Length(max=max_length), no_nul], **kwargs)
+
+
 def category_field(**kwargs):
     """A category's name: 1 to 50 characters, not blank."""
     return fields.String(
-        validate=[validate.Length(min=1, max=MAX_CATEGORY_LENGTH), NOT_BLANK], **kwargs)
+        validate=[validate.Length(min=1, max=MAX_CATEGORY_LENGTH), NOT_BLANK, no_nul], **kwargs)
 
 
 class CatalogueQuerySchema(KeysetPageSchema):
@@ -145,7 +157,7 @@ class CatalogueQuerySchema(KeysetPageSchema):
     class Meta(KeysetPageSchema.Meta):
         fields = ("q", "category", "min_price", "max_price", "sort", "limit", "offset", "after")
 
-    q = fields.String(validate=validate.Length(max=MAX_QUERY_LENGTH), metadata={
+    q = text_field(MAX_QUERY_LENGTH, metadata={
         "description": "words to find in the name and description, any case: a word is found "
                        "where a word starts with it (mok finds Moka); text with punctuation, "
                        "or in a script without spaces (咖啡), anywhere. Text, never syntax"})

@@ -3,7 +3,8 @@ rules again; these are the API's contract."""
 from marshmallow import Schema, fields, validate
 
 from common.schemas import (
-    NOT_BLANK, CatalogueQuerySchema, PageSchema, category_field, id_field, price_field)
+    NOT_BLANK, CatalogueQuerySchema, PageSchema, category_field, id_field, no_nul, price_field,
+    text_field)
 
 
 class RegisterBody(Schema):
@@ -20,8 +21,9 @@ class LoginBody(Schema):
 
 
 class ProductBody(Schema):
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), NOT_BLANK])
-    description = fields.String(validate=validate.Length(max=5000))
+    name = fields.String(required=True,
+                         validate=[validate.Length(min=1, max=200), NOT_BLANK, no_nul])
+    description = text_field(5000)
     price = price_field(required=True)
     category = category_field(allow_none=True, metadata={"description": "null: in no category"})
 

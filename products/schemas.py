@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from common.schemas import category_field, id_field, price_field
+from common.schemas import category_field, id_field, no_nul, price_field, text_field
 
 MAX_DESCRIPTION_LENGTH = 5000
 MAX_BATCH = 100
@@ -17,10 +17,10 @@ def _not_blank(value):
 class ProductFieldsSchema(Schema):
     """The fields a client sets on a product (in the order of ``create``'s parameters)."""
 
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _not_blank])
+    name = fields.String(required=True,
+                         validate=[validate.Length(min=1, max=200), _not_blank, no_nul])
     price = price_field(required=True)
-    description = fields.String(
-        load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH))
+    description = text_field(MAX_DESCRIPTION_LENGTH, load_default="")
     category = category_field(load_default=None, allow_none=True,
                               metadata={"description": "null: in no category"})
 

@@ -17,12 +17,13 @@ whatever the case:
 
 A product whose name holds every term ranks above one that needs its
 description (``name_holds_all``). The migration 0006 builds the indexes.
-:func:`where_and_order` adds the filters and the order of a whole search.
+:func:`plan_of` adds the filters and the order of a whole search.
 """
+import functools
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import and_, column, func, literal_column, or_, select, table
+from sqlalchemy import and_, bindparam, column, func, literal_column, or_, select, table
 
 from products.models import Product
 
@@ -71,62 +72,88 @@ def fts5_phrase(term):
 
 
 class PostgresqlSearch:
+    """Words through the tsvector, other text through ILIKE (pg_trgm)."""
+
     vector = literal_column("products.search_vector")
     config = literal_column("'simple'::regconfig")  # words as written: no language's stems
 
-    def matches(self, terms):
-        conditions = [
-            or_(Product.name.ilike(pattern, escape="\\"),
-                Product.description.ilike(pattern, escape="\\"))
-            for pattern in map(like_pattern, terms.texts)]
-        if terms.words:
-            conditions.append(self._vector_matches(terms.words, ""))
-        return and_(*conditions)
+    def shape(self, terms):
+        return bool(terms.words), len(terms.texts)
 
-    def name_holds_all(self, terms):
-        conditions = [Product.name.ilike(like_pattern(term), escape="\\")
-                      for term in terms.texts]
-        if terms.words:
-            conditions.append(self._vector_matches(terms.words, "A"))  # weight A: the name
-        return and_(*conditions)
-
-    def _vector_matches(self, words, weight):
+    def values(self, terms):
         # the words are letters and digits only: nothing in them is tsquery syntax
-        query = " & ".join(f"{word}:*{weight}" for word in words)
-        return self.vector.op("@@")(func.to_tsquery(self.config, query))
+        return {"words": " & ".join(f"{word}:*" for word in terms.words),
+                "name_words": " & ".join(f"{word}:*A" for word in terms.words),  # A: the name
+                **{f"text_{n}": like_pattern(term) for n, term in enumerate(terms.texts)}}
+
+    def matches(self, shape):
+        has_words, texts = shape
+        conditions = [or_(Product.name.ilike(bindparam(f"text_{n}"), escape="\\"),
+                          Product.description.ilike(bindparam(f"text_{n}"), escape="\\"))
+                      for n in range(texts)]
+        if has_words:
+            conditions.append(self._vector_matches("words"))
+        return conditions
+
+    def name_holds_all(self, shape):
+        has_words, texts = shape
+        conditions = [Product.name.ilike(bindparam(f"text_{n}"), escape="\\")
+                      for n in range(texts)]
+        if has_words:
+            conditions.append(self._vector_matches("name_words"))
+        return and_(*conditions)
+
+    def _vector_matches(self, name):
+        return self.vector.op("@@")(func.to_tsquery(self.config, bindparam(name)))
 
 
 class SqliteSearch:
-    def matches(self, terms):
-        conditions = []
-        if terms.words:
-            conditions.append(self._in_fts(
-                "products_words", " AND ".join(fts5_phrase(word) + "*" for word in terms.words)))
-        long_texts = [term for term in terms.texts if len(term) >= TRIGRAM]
-        if long_texts:
-            conditions.append(self._in_fts(
-                "products_text", " AND ".join(map(fts5_phrase, long_texts))))
-        conditions += [
-            or_(Product.name.like(pattern, escape="\\"),
-                Product.description.like(pattern, escape="\\"))
-            for pattern in map(like_pattern, (t for t in terms.texts if len(t) < TRIGRAM))]
-        return and_(*conditions)
+    """Words through products_words, other text through products_text (or
+    LIKE, for text shorter than a trigram)."""
 
-    def name_holds_all(self, terms):
-        conditions = []
-        if terms.words:
-            conditions.append(self._in_fts("products_words", "name : (" + " AND ".join(
-                fts5_phrase(word) + "*" for word in terms.words) + ")"))
-        conditions += [Product.name.like(like_pattern(term), escape="\\")
-                       for term in terms.texts]
+    def shape(self, terms):
+        return (bool(terms.words), bool(self._long(terms.texts)), len(self._short(terms.texts)),
+                len(terms.texts))
+
+    def values(self, terms):
+        words = " AND ".join(fts5_phrase(word) + "*" for word in terms.words)
+        return {"words": words, "name_words": f"name : ({words})",
+                "long_texts": " AND ".join(map(fts5_phrase, self._long(terms.texts))),
+                **{f"short_{n}": like_pattern(term)
+                   for n, term in enumerate(self._short(terms.texts))},
+                **{f"text_{n}": like_pattern(term) for n, term in enumerate(terms.texts)}}
+
+    def matches(self, shape):
+        has_words, has_long_texts, short_texts, _ = shape
+        conditions = [self._in_fts("products_words", "words")] if has_words else []
+        if has_long_texts:
+            conditions.append(self._in_fts("products_text", "long_texts"))
+        conditions += [or_(Product.name.like(bindparam(f"short_{n}"), escape="\\"),
+                           Product.description.like(bindparam(f"short_{n}"), escape="\\"))
+                       for n in range(short_texts)]
+        return conditions
+
+    def name_holds_all(self, shape):
+        has_words, _, _, texts = shape
+        conditions = [self._in_fts("products_words", "name_words")] if has_words else []
+        conditions += [Product.name.like(bindparam(f"text_{n}"), escape="\\")
+                       for n in range(texts)]
         return and_(*conditions)
 
     @staticmethod
-    def _in_fts(name, query):
+    def _long(texts):
+        return [term for term in texts if len(term) >= TRIGRAM]
+
+    @staticmethod
+    def _short(texts):
+        return [term for term in texts if len(term) < TRIGRAM]
+
+    @staticmethod
+    def _in_fts(name, parameter):
         fts = table(name, column("rowid"))
         # "<table> MATCH ?": the query is one bound string
         return Product.id.in_(
-            select(fts.c.rowid).where(literal_column(name).op("MATCH")(query)))
+            select(fts.c.rowid).where(literal_column(name).op("MATCH")(bindparam(parameter))))
 
 
 SEARCH_OF_DIALECT = {"postgresql": PostgresqlSearch(), "sqlite": SqliteSearch()}
@@ -139,24 +166,51 @@ ORDERS = {
     "-price": [Product.price.desc(), Product.id.desc()],
     "name": [func.lower(Product.name), Product.id],
 }
+FILTERS = {
+    "category": lambda: Product.category == bindparam("category"),
+    "min_price": lambda: Product.price >= bindparam("min_price", type_=Product.price.type),
+    "max_price": lambda: Product.price <= bindparam("max_price", type_=Product.price.type),
+    "after": lambda: Product.id > bindparam("after"),
+}
+ACTIVE = Product.deleted_at.is_(None)
 
 
-def where_and_order(query, dialect):
-    """``(conditions, order)`` of a search (``query``: a loaded
-    common.schemas.CatalogueQuerySchema) on a database of ``dialect``: what
-    its products meet besides being in the catalogue, and their order."""
+@dataclass(frozen=True)
+class Plan:
+    """The statements of a search of one shape, built once with bind
+    parameters (building and keying a statement costs about what running
+    one does)."""
+    page: object  # the page's products
+    counted_page: object  # with each, the count of every match
+    count: object  # how many match; None: every product, whose count is kept
+    by_words: bool  # words choose the products
+
+
+def plan_of(query, dialect):
+    """``(plan, parameters)`` of a search (``query``: a loaded
+    common.schemas.CatalogueQuerySchema) on a database of ``dialect``."""
     terms = terms_of(query.get("q", ""))
     words = SEARCH_OF_DIALECT[dialect]
-    conditions = [words.matches(terms)] if terms else []
-    if "category" in query:
-        conditions.append(Product.category == query["category"])
-    if "min_price" in query:
-        conditions.append(Product.price >= query["min_price"])
-    if "max_price" in query:
-        conditions.append(Product.price <= query["max_price"])
-    if "after" in query:
-        conditions.append(Product.id > query["after"])
+    shape = words.shape(terms) if terms else None
+    filters = tuple(name for name in FILTERS if name in query)
     sort = query.get("sort", "relevance" if terms else "id")
-    if sort == "relevance" and terms:
-        return conditions, [words.name_holds_all(terms).desc(), Product.id.desc()]
-    return conditions, ORDERS.get(sort, ORDERS["id"])  # relevance without words: id order
+    parameters = {**(words.values(terms) if terms else {}),
+                  **{name: query[name] for name in filters},
+                  "limit": query["limit"], "offset": query["offset"]}
+    return _plan(dialect, shape, filters, sort), parameters
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(dialect, shape, filters, sort):
+    words = SEARCH_OF_DIALECT[dialect]
+    conditions = [*(words.matches(shape) if shape else []),
+                  *(FILTERS[name]() for name in filters)]
+    if sort == "relevance" and shape:
+        order = [words.name_holds_all(shape).desc(), Product.id.desc()]
+    else:
+        order = ORDERS.get(sort, ORDERS["id"])  # relevance without words: id order
+    page = (select(Product).where(ACTIVE, *conditions).order_by(*order)
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+    return Plan(page=page, counted_page=page.add_columns(func.count().over()),
+                count=select(func.count()).where(ACTIVE, *conditions) if conditions else None,
+                by_words=shape is not None)

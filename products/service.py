@@ -10,7 +10,7 @@ from products.contract import CONTRACT
 from products.models import Base, CatalogueSize, OutboxMessage, Product
 from products.schemas import (
     UPDATED_FIELDS, ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
-from products.search import where_and_order
+from products.search import plan_of
 
 product_schema = ProductSchema()
 
@@ -72,16 +72,23 @@ class ProductsService:
                  "sort": sort, "after": after}
         query = load(CatalogueQuerySchema, {"limit": limit, "offset": offset, **{
             name: value for name, value in given.items() if value is not None}})
-        conditions, order = where_and_order(query, self.db.session.get_bind().dialect.name)
-        if conditions:
-            total = self.db.session.scalar(
-                select(func.count()).where(Product.deleted_at.is_(None), *conditions))
+        plan, parameters = plan_of(query, self.db.session.get_bind().dialect.name)
+        if plan.by_words:
+            # the page is chosen among every match (by rank, or sorted), so
+            # one pass over them counts them too; filters alone are counted
+            # from an index and their page read from another, which is cheaper
+            rows = self.db.session.execute(plan.counted_page, parameters).all()
+            items = [product for product, _ in rows]
+            total = rows[0][1] if rows else self._count(plan, parameters)  # past the last
         else:
-            total = self.db.session.scalar(select(CatalogueSize.products))
-        items = self.db.session.scalars(
-            select(Product).where(Product.deleted_at.is_(None), *conditions).order_by(*order)
-            .limit(query["limit"]).offset(query["offset"]))
+            items = self.db.session.scalars(plan.page, parameters).all()
+            total = self._count(plan, parameters)
         return {"items": product_schema.dump(items, many=True), "total": total}
+
+    def _count(self, plan, parameters):
+        if plan.count is None:  # the whole catalogue: its size is kept
+            return self.db.session.scalar(select(CatalogueSize.products))
+        return self.db.session.scalar(plan.count, parameters)
 
     @rpc
     def categories(self):

@@ -121,6 +121,7 @@ def test_total_counts_every_match_not_the_page(service):
     add(service, "Kettle", category="kitchen")
     page = service.search(q="moka", limit=2, offset=2)
     assert len(page["items"]) == 2 and page["total"] == 5
+    assert service.search(q="moka", offset=10) == {"items": [], "total": 5}  # past the last
     assert service.search(category="kitchen", limit=1)["total"] == 6
     assert service.search(sort="name", limit=1)["total"] == 6
 
@@ -133,6 +134,7 @@ def test_a_keyset_page_of_a_category(service):
 
 @pytest.mark.parametrize("query, invalid", [
     ({"q": "x" * 201}, "q"),
+    ({"q": "moka\x00"}, "q"),  # PostgreSQL's text cannot hold it
     ({"sort": "cheapest"}, "sort"),
     ({"sort": "price", "after": 3}, "after"),
     ({"q": "moka", "after": 3}, "after"),

@@ -36,6 +36,9 @@ def test_create_answers_the_product_with_an_exact_price(service):
     ({"name": "Mug", "price": "1.00", "category": ""}, "category"),
     ({"name": "Mug", "price": "1.00", "category": " "}, "category"),
     ({"name": "Mug", "price": "1.00", "category": "x" * 51}, "category"),
+    ({"name": "Mu\x00g", "price": "1.00"}, "name"),
+    ({"name": "Mug", "price": "1.00", "description": "\x00"}, "description"),
+    ({"name": "Mug", "price": "1.00", "category": "a\x00"}, "category"),
 ])
 def test_create_refuses_invalid_fields(service, fields, invalid):
     with pytest.raises(InvalidInput) as error:
