@@ -33,18 +33,78 @@ RESERVATION_OF = {
 }
 CHUNK = 5_000
 
+# Made-up products, worded as a shop's are: "<brand> <noun> <model>", with an
+# adjective and a material in the description and a category per kind of
+# thing. As in a real catalogue, the vocabulary grows with the range (Heaps'
+# law): a noun is in 1 product in 120, whatever the size, but a brand makes
+# BRAND_SIZE products and a model MODEL_SIZE, so a larger catalogue has more
+# brands and models rather than more of each.
+NOUNS_BY_CATEGORY = {
+    "kitchen": ("kettle", "teapot", "grinder", "whisk", "ladle", "skillet"),
+    "coffee": ("moka", "dripper", "tamper", "carafe", "frother", "roaster"),
+    "tableware": ("mug", "plate", "bowl", "saucer", "tumbler", "platter"),
+    "garden": ("rake", "trowel", "planter", "hose", "shears", "wheelbarrow"),
+    "tools": ("hammer", "wrench", "chisel", "clamp", "screwdriver", "spanner"),
+    "lighting": ("lamp", "lantern", "bulb", "sconce", "torch", "candle"),
+    "furniture": ("stool", "bench", "shelf", "desk", "wardrobe", "armchair"),
+    "bedding": ("pillow", "duvet", "blanket", "quilt", "mattress", "throw"),
+    "bath": ("towel", "sponge", "mirror", "bathrobe", "soapdish", "bathmat"),
+    "stationery": ("notebook", "pencil", "folder", "stapler", "envelope", "ruler"),
+    "toys": ("puzzle", "kite", "yoyo", "marble", "spinner", "rattle"),
+    "sports": ("racket", "helmet", "dumbbell", "skipping", "kettlebell", "frisbee"),
+    "outdoor": ("tent", "hammock", "compass", "canteen", "rucksack", "groundsheet"),
+    "audio": ("speaker", "headphones", "turntable", "amplifier", "earbuds", "soundbar"),
+    "travel": ("suitcase", "passport", "luggage", "washbag", "neckpillow", "organiser"),
+    "pets": ("leash", "collar", "kennel", "birdcage", "aquarium", "scratcher"),
+    "clothing": ("scarf", "glove", "beanie", "sock", "jumper", "raincoat"),
+    "cleaning": ("broom", "mop", "duster", "bucket", "squeegee", "scrubber"),
+    "storage": ("basket", "crate", "jar", "canister", "hamper", "caddy"),
+    "decor": ("vase", "frame", "cushion", "rug", "clock", "tapestry"),
+}
+NOUNS = [(noun, category) for category, nouns in NOUNS_BY_CATEGORY.items() for noun in nouns]
+ADJECTIVES = ("classic", "compact", "deluxe", "elegant", "everyday", "folding", "handmade",
+              "light", "modern", "nordic", "pocket", "rustic", "simple", "sturdy", "travel",
+              "vintage")
+MATERIALS = ("ceramic", "steel", "oak", "bamboo", "glass", "cotton", "wool", "linen",
+             "copper", "brass", "walnut", "cork", "leather", "porcelain", "enamel", "iron")
+SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qu", "fa",
+             "di", "go", "he", "ju")
+BRAND_SIZE = 200
+MODEL_SIZE = 20
 
-def insert_products(products_engine, inventory_engine, count, on_hand):
-    """Insert ``count`` products, each with ``on_hand`` units; their ids."""
+
+def made_up_word(number, syllables):
+    """A pronounceable word for ``number``, a different one for each."""
+    return "".join(SYLLABLES[number // len(SYLLABLES) ** place % len(SYLLABLES)]
+                   for place in range(syllables))
+
+
+def made_up_product(number):
+    """The fields of made-up product ``number`` (0, 1, ...): always the same."""
+    noun, category = NOUNS[number % len(NOUNS)]
+    brand = made_up_word(number // BRAND_SIZE, 3).capitalize()
+    model = made_up_word(number // MODEL_SIZE, 3) + str(number // MODEL_SIZE % 10)
+    return {
+        "name": f"{brand} {noun} {model}",
+        "description": (f"{ADJECTIVES[number % len(ADJECTIVES)].capitalize()} design, "
+                        f"{MATERIALS[number // len(ADJECTIVES) % len(MATERIALS)]}."),
+        "category": category,
+        "price": f"{1 + number % 50}.90",
+    }
+
+
+def insert_products(products_engine, inventory_engine, count, on_hand, first=0):
+    """Insert ``count`` products, each with ``on_hand`` units, made up from
+    number ``first`` on (:func:`made_up_product`); their ids."""
     now = utcnow()
     ids = []
     with products_engine.begin() as products_db, inventory_engine.begin() as inventory_db:
         for start in range(0, count, CHUNK):
             new_ids = products_db.execute(
                 insert(Product).returning(Product.id, sort_by_parameter_order=True),
-                [{"name": f"Catalogue product {number}", "description": "",
-                  "price": f"{1 + number % 50}.90", "created_at": now, "updated_at": now}
-                 for number in range(start, min(start + CHUNK, count))]).scalars().all()
+                [{**made_up_product(number), "created_at": now, "updated_at": now}
+                 for number in range(first + start, first + min(start + CHUNK, count))]
+            ).scalars().all()
             inventory_db.execute(insert(Stock), [
                 {"product_id": product_id, "on_hand": on_hand, "reserved": 0}
                 for product_id in new_ids])

@@ -1,6 +1,7 @@
 -- wrk script for tools/harness/bench.py: one request shape, from the environment.
 -- BENCH_PATH and BENCH_BODY may hold {id}, replaced per request by a random
--- integer in [BENCH_ID_MIN, BENCH_ID_MAX]; BENCH_TOKEN adds a bearer token;
+-- integer in [BENCH_ID_MIN, BENCH_ID_MAX], and {word}, by one of the words of
+-- BENCH_WORDS (separated by spaces); BENCH_TOKEN adds a bearer token;
 -- BENCH_IDEMPOTENCY_KEYS a new Idempotency-Key to each request, as careful clients send.
 -- At the end, the figures go to BENCH_OUT as JSON (latencies in microseconds).
 local method = os.getenv("BENCH_METHOD") or "GET"
@@ -10,6 +11,10 @@ local token = os.getenv("BENCH_TOKEN")
 local low = tonumber(os.getenv("BENCH_ID_MIN") or "1")
 local high = tonumber(os.getenv("BENCH_ID_MAX") or "1")
 local keyed = os.getenv("BENCH_IDEMPOTENCY_KEYS")
+local words = {}
+for word in string.gmatch(os.getenv("BENCH_WORDS") or "", "%S+") do
+  table.insert(words, word)
+end
 
 local headers = {}
 if body then headers["Content-Type"] = "application/json" end
@@ -36,7 +41,9 @@ function request()
   end
   local this_body = nil
   if body then this_body = (body:gsub("{id}", id)) end
-  return wrk.format(method, (path:gsub("{id}", id)), headers, this_body)
+  local this_path = path:gsub("{id}", id)
+  if #words > 0 then this_path = this_path:gsub("{word}", words[math.random(#words)]) end
+  return wrk.format(method, this_path, headers, this_body)
 end
 
 function done(summary, latency, requests)
