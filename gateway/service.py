@@ -177,12 +177,11 @@ class GatewayService:
                 answers={200: (ProductPage, "The page")})
     def list_products(self, request):
         query = load_query(request, CatalogueQuerySchema)
-        asked = schema_of(CatalogueQuerySchema).dump(query)
         if query.keys() - PAGE_ONLY:
-            listing = self.products.search(**asked)
-        else:
-            listing = self.catalogue.page(self._fetch_page, **query)
-        return json_response(200, {**listing, **asked})
+            asked = schema_of(CatalogueQuerySchema).dump(query)  # prices as strings
+            return json_response(200, {**self.products.search(**asked), **asked})
+        # a page's query is integers only, as loaded
+        return json_response(200, {**self.catalogue.page(self._fetch_page, **query), **query})
 
     @http("GET", "/categories")
     @documented("The categories of the catalogue, by name, with how many products each holds",
