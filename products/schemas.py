@@ -55,6 +55,17 @@ class ProductSchema(Schema):
     updated_at = fields.AwareDateTime(required=True)
 
 
+def dump_product(product):
+    """What ``ProductSchema().dump`` makes of a product (an object or a row),
+    written out: marshmallow's field by field dump was a tenth of the
+    service's time in a search, which answers twenty products at a time.
+    tests/unit/test_products_service.py holds the two equal."""
+    return {"id": product.id, "name": product.name, "description": product.description,
+            "price": format(product.price, "f"), "category": product.category,
+            "created_at": product.created_at.isoformat(),
+            "updated_at": product.updated_at.isoformat()}
+
+
 class ProductUpdatedSchema(ProductSchema):
     """``product_updated``: the product as it now is, and which of the
     fields 0.1.0 knew changed. Published beside ``product_changed`` until

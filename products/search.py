@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, column, func, literal_column, or_, select, table
 
-from products.models import Product
+from products.models import CatalogueSize, Product
+from products.schemas import ProductSchema
 
 # scripts written without spaces between words: CJK ideographs, kana, Thai,
 # Lao, Khmer, Myanmar, Tibetan
@@ -170,9 +171,10 @@ FILTERS = {
     "category": lambda: Product.category == bindparam("category"),
     "min_price": lambda: Product.price >= bindparam("min_price", type_=Product.price.type),
     "max_price": lambda: Product.price <= bindparam("max_price", type_=Product.price.type),
-    "after": lambda: Product.id > bindparam("after"),
 }
 ACTIVE = Product.deleted_at.is_(None)
+# rows of what the answer holds, not ORM objects: a page is read, never changed
+ANSWERED = [Product.__table__.c[name] for name in ProductSchema().fields]
 
 
 @dataclass(frozen=True)
@@ -180,10 +182,8 @@ class Plan:
     """The statements of a search of one shape, built once with bind
     parameters (building and keying a statement costs about what running
     one does)."""
-    page: object  # the page's products
-    counted_page: object  # with each, the count of every match
-    count: object  # how many match; None: every product, whose count is kept
-    by_words: bool  # words choose the products
+    page: object  # the page's products, each with ``total``, the count of every match
+    count: object  # the count alone, for a page past the last match
 
 
 def plan_of(query, dialect):
@@ -195,13 +195,13 @@ def plan_of(query, dialect):
     filters = tuple(name for name in FILTERS if name in query)
     sort = query.get("sort", "relevance" if terms else "id")
     parameters = {**(words.values(terms) if terms else {}),
-                  **{name: query[name] for name in filters},
+                  **{name: query[name] for name in (*filters, "after") if name in query},
                   "limit": query["limit"], "offset": query["offset"]}
-    return _plan(dialect, shape, filters, sort), parameters
+    return _plan(dialect, shape, filters, sort, "after" in query), parameters
 
 
 @functools.lru_cache(maxsize=1024)
-def _plan(dialect, shape, filters, sort):
+def _plan(dialect, shape, filters, sort, keyset):
     words = SEARCH_OF_DIALECT[dialect]
     conditions = [*(words.matches(shape) if shape else []),
                   *(FILTERS[name]() for name in filters)]
@@ -209,8 +209,14 @@ def _plan(dialect, shape, filters, sort):
         order = [words.name_holds_all(shape).desc(), Product.id.desc()]
     else:
         order = ORDERS.get(sort, ORDERS["id"])  # relevance without words: id order
-    page = (select(Product).where(ACTIVE, *conditions).order_by(*order)
-            .limit(bindparam("limit")).offset(bindparam("offset")))
-    return Plan(page=page, counted_page=page.add_columns(func.count().over()),
-                count=select(func.count()).where(ACTIVE, *conditions) if conditions else None,
-                by_words=shape is not None)
+    count = (select(func.count()).where(ACTIVE, *conditions) if conditions
+             else select(CatalogueSize.products))  # the whole catalogue's size is kept
+    # The page and its total in one statement, so one snapshot answers both:
+    # words are matched in the table, so the pass that chooses the page
+    # counts too; filters alone are counted from an index (an uncorrelated
+    # subquery, run once).
+    total = func.count().over() if shape else count.correlate(None).scalar_subquery()
+    after = [Product.id > bindparam("after")] if keyset else []  # the total counts all pages
+    page = (select(*ANSWERED, total.label("total")).where(ACTIVE, *conditions, *after)
+            .order_by(*order).limit(bindparam("limit")).offset(bindparam("offset")))
+    return Plan(page=page, count=count)

@@ -1,6 +1,6 @@
 from sqlalchemy import func, select, update
 
-from common.data.db import Database, page_query, utcnow
+from common.data.db import Database, page_query, read_alone, utcnow
 from common.errors import NotFound
 from common.messaging.entrypoints import health_check, rpc
 from common.messaging.outbox import Outbox
@@ -9,11 +9,8 @@ from common.schemas import CatalogueQuerySchema, KeysetPageSchema, load, load_id
 from products.contract import CONTRACT
 from products.models import Base, CatalogueSize, OutboxMessage, Product
 from products.schemas import (
-    UPDATED_FIELDS, ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, ProductSchema)
+    UPDATED_FIELDS, ProductChangesSchema, ProductFieldsSchema, ProductIdsSchema, dump_product)
 from products.search import plan_of
-
-product_schema = ProductSchema()
-
 
 class ProductsService:
     name = "products"
@@ -35,14 +32,14 @@ class ProductsService:
         self.db.session.add(product)
         self.db.session.flush()  # assigns the id
         self._resize_catalogue(+1)
-        created = product_schema.dump(product)
+        created = dump_product(product)
         self.outbox.add("product_created", created)
         self.db.session.commit()
         return created
 
     @rpc
     def get(self, product_id):
-        return product_schema.dump(self._active(product_id))
+        return dump_product(self._active(product_id))
 
     @rpc
     def list(self, limit=20, offset=0, after=None):
@@ -59,7 +56,7 @@ class ProductsService:
             query = page_query(Product, active, Product.id, page["limit"], page["offset"],
                                total=total)
         items = self.db.session.scalars(query)
-        return {"items": product_schema.dump(items, many=True), "total": total}
+        return {"items": [dump_product(product) for product in items], "total": total}
 
     @rpc
     def search(self, q=None, category=None, min_price=None, max_price=None, sort=None,
@@ -72,23 +69,16 @@ class ProductsService:
                  "sort": sort, "after": after}
         query = load(CatalogueQuerySchema, {"limit": limit, "offset": offset, **{
             name: value for name, value in given.items() if value is not None}})
+        read_alone(self.db.session)  # the page and its total are one statement
         plan, parameters = plan_of(query, self.db.session.get_bind().dialect.name)
-        if plan.by_words:
-            # the page is chosen among every match (by rank, or sorted), so
-            # one pass over them counts them too; filters alone are counted
-            # from an index and their page read from another, which is cheaper
-            rows = self.db.session.execute(plan.counted_page, parameters).all()
-            items = [product for product, _ in rows]
-            total = rows[0][1] if rows else self._count(plan, parameters)  # past the last
+        rows = self.db.session.execute(plan.page, parameters).all()
+        if rows:
+            total = rows[0].total
+        elif query["offset"] or "after" in query:  # past the last match
+            total = self.db.session.scalar(plan.count, parameters)
         else:
-            items = self.db.session.scalars(plan.page, parameters).all()
-            total = self._count(plan, parameters)
-        return {"items": product_schema.dump(items, many=True), "total": total}
-
-    def _count(self, plan, parameters):
-        if plan.count is None:  # the whole catalogue: its size is kept
-            return self.db.session.scalar(select(CatalogueSize.products))
-        return self.db.session.scalar(plan.count, parameters)
+            total = 0
+        return {"items": [dump_product(row) for row in rows], "total": total}
 
     @rpc
     def categories(self):
@@ -109,7 +99,7 @@ class ProductsService:
             select(Product)
             .where(Product.id.in_(set(ids)), Product.deleted_at.is_(None))
             .order_by(Product.id))
-        return product_schema.dump(products, many=True)
+        return [dump_product(product) for product in products]
 
     @rpc
     def update(self, product_id, changes):
@@ -119,7 +109,7 @@ class ProductsService:
         for field, value in changes.items():
             setattr(product, field, value)
         product.updated_at = utcnow()
-        updated = product_schema.dump(product)
+        updated = dump_product(product)
         self.outbox.add("product_changed", {**updated, "changed": sorted(changes)})
         # until 0.4.0, for consumers on 0.2.0: they know no other fields
         if known_to_them := sorted(set(changes) & set(UPDATED_FIELDS)):

@@ -107,6 +107,14 @@ def deferred(statement):
     return statement.execution_options(**{pg.DEFERRED: True})
 
 
+def read_alone(session):
+    """Have ``session`` run each statement as a transaction of its own: for
+    a worker that writes nothing and reads in one statement (one snapshot),
+    which then ends with no ``ROLLBACK`` to send, a round trip fewer on
+    PostgreSQL. Call it before the session's first statement."""
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def page_query(model, ids, column, limit, offset, descending=False, total=None):
     """One page of the rows whose ids ``ids`` (a select of ``model.id``)
     finds, in ``column``'s order: the page's ids are chosen by ``ids``

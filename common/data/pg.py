@@ -42,6 +42,7 @@ class LazyBeginConnection(psycopg2.extensions.connection):
     statement_autocommit = False  # the AUTOCOMMIT isolation level: no BEGIN
     begin_pending = False  # begun, but the server has not heard of it yet
     in_transaction = False  # the server's transaction is open
+    session_isolation_level = None  # set for the session; None: the server's default
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -138,11 +139,15 @@ class LazyBeginDialect(PGDialect_psycopg2):
     def set_isolation_level(self, dbapi_connection, level):
         connection = _unproxied(dbapi_connection)
         connection.statement_autocommit = level == "AUTOCOMMIT"
-        if not connection.statement_autocommit:
+        # AUTOCOMMIT leaves the server's level as it was, so going back to it
+        # (the pool resets a connection as it returns) costs no round trip
+        if (not connection.statement_autocommit
+                and level != (connection.session_isolation_level or self.default_isolation_level)):
             # psycopg2's own setter would turn its autocommit mode off
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {level}")
+            connection.session_isolation_level = level
 
     def detect_autocommit_setting(self, dbapi_connection):
         return _unproxied(dbapi_connection).statement_autocommit

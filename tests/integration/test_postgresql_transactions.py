@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, text, update
 from sqlalchemy.exc import IntegrityError
 
-from common.data.db import deferred
+from common.data.db import deferred, read_alone, session_factory
 from tests.conftest import BACKEND
 
 pytestmark = [
@@ -96,6 +96,23 @@ def test_autocommit_runs_outside_a_transaction_and_the_connection_comes_back_tra
         connection.execute(text("UPDATE tx_probe SET v = 10"))
         connection.rollback()
     assert value(engine) == 9
+
+
+def test_a_session_reading_alone_sends_its_statements_alone_and_comes_back_transactional(
+        engine):
+    with engine.connect() as observer:
+        session = session_factory(engine)()
+        read_alone(session)
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+        assert session.scalar(text("SELECT v FROM tx_probe")) == 0
+        session.close()
+        # no BEGIN before it, no ROLLBACK after it, no SET to restore the level
+        assert last_query(observer, pid) == "SELECT v FROM tx_probe"
+        session = session_factory(engine)()
+        assert session.scalar(text("SELECT pg_backend_pid()")) == pid  # the pool's same connection
+        session.execute(text("UPDATE tx_probe SET v = 4"))
+        session.close()  # not committed: rolled back
+    assert value(engine) == 0
 
 
 def test_a_serializable_transaction_is_serializable(engine):

@@ -124,12 +124,19 @@ def test_total_counts_every_match_not_the_page(service):
     assert service.search(q="moka", offset=10) == {"items": [], "total": 5}  # past the last
     assert service.search(category="kitchen", limit=1)["total"] == 6
     assert service.search(sort="name", limit=1)["total"] == 6
+    # past the last match, whatever counts them: the words, a filter or the kept size
+    assert service.search(category="kitchen", offset=6) == {"items": [], "total": 6}
+    assert service.search(sort="price", offset=6) == {"items": [], "total": 6}
+    assert service.search(q="moka", category="garden") == {"items": [], "total": 0}
 
 
 def test_a_keyset_page_of_a_category(service):
     ids = [add(service, f"Pot {number}", category="kitchen") for number in range(4)]
     add(service, "Rake", category="garden")
     assert found(service, category="kitchen", after=ids[1]) == ids[2:]
+    # the total counts every page, as a keyset page of the whole catalogue's does
+    assert service.search(category="kitchen", after=ids[1], limit=1)["total"] == 4
+    assert service.search(category="kitchen", after=ids[3]) == {"items": [], "total": 4}
 
 
 @pytest.mark.parametrize("query, invalid", [

@@ -3,8 +3,11 @@ from unittest.mock import call
 
 import pytest
 from nameko.testing.services import worker_factory
+from sqlalchemy import select
 
 from common.errors import InvalidInput, NotFound
+from products.models import Product
+from products.schemas import ProductSchema
 from products.service import ProductsService
 
 
@@ -95,6 +98,21 @@ def test_a_product_deleted_twice_leaves_the_catalogue_once(service):
 def test_list_refuses_bad_paging(service, limit, offset):
     with pytest.raises(InvalidInput):
         service.list(limit=limit, offset=offset)
+
+
+def test_every_answer_holds_its_products_as_the_schema_dumps_them(service):
+    made = [make(service, name="Kettle", price="12.00", category="kitchen"),
+            make(service, name="Mug \u2615", price="0.05", description="Blue\nstoneware"),
+            make(service, name="Lamp", price="99999.99", description="Mug-sized")]
+    updated = service.update(made[2]["id"], {"price": "80.10", "category": "lights"})
+    answered = [*made[:2], updated, service.get(made[0]["id"]), *service.list()["items"],
+                *service.get_many([product["id"] for product in made]),
+                *service.search(sort="price")["items"], *service.search(q="mug")["items"]]
+    stored = service.db.session.scalars(select(Product))
+    as_dumped = {product.id: ProductSchema().dump(product) for product in stored}
+    assert {answer["id"] for answer in answered} == as_dumped.keys()
+    for answer in answered:
+        assert answer == as_dumped[answer["id"]]
 
 
 def test_get_many_answers_the_known_products_in_one_call(service):
