@@ -1,5 +1,5 @@
 # One image for every shop service; the command chooses the service:
-#   docker run shop users.service          (users, products, orders, inventory, gateway)
+#   docker run shop users.service   (users, products, orders, inventory, notifications, gateway)
 #   docker run --entrypoint python shop -m tools.migrate
 FROM python:3.11-slim
 
@@ -24,6 +24,7 @@ COPY users ./users
 COPY products ./products
 COPY orders ./orders
 COPY inventory ./inventory
+COPY notifications ./notifications
 COPY gateway ./gateway
 COPY tools ./tools
 COPY config.yaml ./

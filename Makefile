@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # PostgreSQL databases the test suite uses with SHOP_TEST_DATABASE=postgresql
 PG_URI ?= postgresql://postgres@127.0.0.1:5432
-TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_inventory
+TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_inventory \
+  shop_test_notifications
 
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands

@@ -144,6 +144,30 @@ class TracingSettings(_Section):
             raise ValidationError({"OTLP_ENDPOINT": ["is needed with EXPORTER otlp"]})
 
 
+class MailSettings(_Section):
+    # "Shop <shop@example.com>" or a bare address
+    FROM = fields.String(load_default="Shop <shop@localhost>", validate=validate.Regexp(
+        r"^([^<>]*<)?[^@\s<>]+@[^@\s<>]+>?$", error="must be an address, or Name <address>"))
+    # where mails are written as .eml files when no SMTP_HOST is set
+    DIRECTORY = fields.String(load_default="var/mail")
+
+
+class SmtpSettings(_Section):
+    # empty: no server, mails are written under MAIL.DIRECTORY
+    HOST = fields.String(load_default=None, allow_none=True)
+    PORT = fields.Integer(load_default=25, validate=validate.Range(min=1, max=65535))
+    USERNAME = fields.String(load_default=None, allow_none=True)
+    PASSWORD = fields.String(load_default=None, allow_none=True)
+    STARTTLS = fields.Boolean(load_default=False)
+    TIMEOUT_SECONDS = fields.Float(
+        load_default=10, validate=validate.Range(min=0, min_inclusive=False, max=300))
+
+    @validates_schema
+    def password_with_username(self, data, **kwargs):
+        if bool(data.get("USERNAME")) != bool(data.get("PASSWORD")):
+            raise ValidationError("set both SMTP_USERNAME and SMTP_PASSWORD, or neither")
+
+
 class ShopSettings(_Section):
     """Every setting the shop reads. Services check it before they start."""
 
@@ -179,6 +203,8 @@ class ShopSettings(_Section):
     OUTBOX = fields.Nested(OutboxSettings, load_default=dict)
     IDEMPOTENCY = fields.Nested(IdempotencySettings, load_default=dict)
     SHUTDOWN = fields.Nested(ShutdownSettings, load_default=dict)
+    MAIL = fields.Nested(MailSettings, load_default=dict)
+    SMTP = fields.Nested(SmtpSettings, load_default=dict)
 
     @validates_schema
     def production_safe(self, data, **kwargs):
@@ -194,6 +220,16 @@ class ShopSettings(_Section):
             raise ValidationError({
                 name: [f"{message} (SHOP_ENV=production)" for message in messages]
                 for name, messages in unsafe.items()})
+
+
+def settings_section(config, name):
+    """One section of the config (a nested one of ShopSettings), checked and
+    with its defaults filled in."""
+    try:
+        return ShopSettings().fields[name].schema.load((config or {}).get(name) or {})
+    except ValidationError as exc:
+        raise ConfigurationError(
+            "Invalid settings in config.yaml: " + "; ".join(_flatten(exc.messages, name))) from None
 
 
 def check_settings(config):

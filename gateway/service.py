@@ -30,6 +30,8 @@ from gateway.schemas import (
 
 log = logging.getLogger(__name__)
 
+# the services the API needs to answer, which /health/ready checks; not
+# notifications: mail can wait while the API serves
 DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
 STOREFRONT = os.path.join(os.path.dirname(__file__), "storefront")
 # generated from the services' contracts by make contracts (tools.contracts)

@@ -8,13 +8,14 @@ import sys
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.config import DEFAULT_CONFIG_PATH, load_config
+from tools.launch import DOMAIN_SERVICES
 
 TIMEOUT_SECONDS = 3
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("service", choices=("users", "products", "orders", "inventory"))
+    parser.add_argument("service", choices=DOMAIN_SERVICES)
     parser.add_argument("--config", default=DEFAULT_CONFIG_PATH)
     args = parser.parse_args(argv)
     try:

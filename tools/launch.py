@@ -22,10 +22,11 @@ from kombu import Connection
 from nameko.exceptions import ConfigurationError
 
 from common.config import DEFAULT_CONFIG_PATH, check_settings, load_config
+from notifications.delivery import transport_for
 from tools.migrate import migrate_all
 from tools.preflight import broker_problem, taken_port_problem
 
-DOMAIN_SERVICES = ("users", "products", "inventory", "orders")
+DOMAIN_SERVICES = ("users", "products", "inventory", "orders", "notifications")
 SERVICES = DOMAIN_SERVICES + ("gateway",)
 START_TIMEOUT = 60
 STOP_TIMEOUT = 10
@@ -70,6 +71,7 @@ def main(argv=None):
             relay_output(name, index, process)
         wait_until_ready(config, processes)
         say(f"\nThe shop is running. Gateway listening on {gateway_url(config)}")
+        say(f"Mails to customers go to {transport_for(config)}")
         say("Press Ctrl-C to stop every service.\n")
         exited = wait_for_any_exit(processes)
         sys.exit(f"Error: the {exited} service stopped; stopping the others")

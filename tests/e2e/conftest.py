@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from gateway.service import GatewayService
 from inventory.service import InventoryService
+from notifications.service import NotificationsService
 from orders.service import OrdersService
 from products.service import ProductsService
 from tests.conftest import free_port
@@ -132,12 +133,13 @@ def settings():
 
 
 @pytest.fixture
-def runner(runner_factory, shop_config, settings):
-    """All five services running against the real broker and databases."""
-    shop_config.update(ADMIN=ADMIN, **settings)
+def runner(runner_factory, shop_config, settings, tmp_path):
+    """Every service running against the real broker and databases; mails
+    written under the test's directory."""
+    shop_config.update(ADMIN=ADMIN, MAIL={"DIRECTORY": str(tmp_path / "mail")}, **settings)
     runner = runner_factory(
         shop_config, UsersService, ProductsService, InventoryService, OrdersService,
-        GatewayService)
+        NotificationsService, GatewayService)
     # the users service creates the admin in a worker right after it starts
     with entrypoint_waiter(get_container(runner, UsersService), "ensure_admin", timeout=10):
         runner.start()

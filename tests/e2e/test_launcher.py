@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.helpers import wait_for
+from tools.launch import DOMAIN_SERVICES, SERVICES
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +51,9 @@ def shop_env(rabbit_config, tmp_path, marker):
         "PRODUCTS_DB_URI": f"sqlite:///{tmp_path}/products.db",
         "ORDERS_DB_URI": f"sqlite:///{tmp_path}/orders.db",
         "INVENTORY_DB_URI": f"sqlite:///{tmp_path}/inventory.db",
-        **{f"{service.upper()}_METRICS_PORT": str(free_port())
-           for service in ("users", "products", "inventory", "orders")},
+        "NOTIFICATIONS_DB_URI": f"sqlite:///{tmp_path}/notifications.db",
+        "MAIL_DIRECTORY": str(tmp_path / "mail"),
+        **{f"{service.upper()}_METRICS_PORT": str(free_port()) for service in DOMAIN_SERVICES},
         "SHOP_ADMIN_USERNAME": "admin",
         "SHOP_ADMIN_PASSWORD": "admin-password",
         name: value,
@@ -142,18 +144,23 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(
     try:
         output = read_until(launcher, "Gateway listening on", timeout=60)
         assert f"http://{address}" in output
-        assert len(processes_with(marker)) == 6  # the launcher and five services
+        mail_line = read_until(launcher, "Mails to customers go to", timeout=5)
+        assert f".eml files in {tmp_path / 'mail'}" in mail_line
+        assert len(processes_with(marker)) == 1 + len(SERVICES)  # the launcher and the services
         request_queues = {queue["name"]: queue["type"]
                           for queue in rabbit_manager.get_queues(rabbit_config["vhost"])
                           if queue["name"].startswith("rpc-")}
-        assert request_queues == {f"rpc-{name}": "quorum"
-                                  for name in ("users", "products", "inventory", "orders")}
+        assert request_queues == {f"rpc-{name}": "quorum" for name in DOMAIN_SERVICES}
 
         walk_through = readme_walk_through().replace("127.0.0.1:8000", address)
         run = subprocess.run(["bash", "-e", "-c", walk_through],
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         assert_answers_match_comments(walk_through, run.stdout)
+        # the customer the walk-through registered is welcomed
+        wait_for(lambda: list((tmp_path / "mail").glob("*.eml")), timeout=10)
+        [welcome] = (tmp_path / "mail").glob("*.eml")
+        assert "To: alice@example.com" in welcome.read_text()
 
         second = subprocess.run(LAUNCHER, cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=60)
@@ -162,7 +169,7 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(
             f"Error: port {address.split(':')[1]} (the gateway, WEB_SERVER_ADDRESS) is already "
             "in use: the shop may already be running (stop it with Ctrl-C), or free the port "
             "and try again."]
-        assert len(processes_with(marker)) == 6  # it started nothing
+        assert len(processes_with(marker)) == 1 + len(SERVICES)  # it started nothing
     finally:
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         rest = launcher.communicate(timeout=20)[0]
@@ -210,7 +217,7 @@ def assert_nothing_outlives(marker, timeout=15):
 def assert_the_services_end_with_the_launcher(launcher, marker, until_ready, end):
     try:
         until_ready()
-        assert len(processes_with(marker)) == 6
+        assert len(processes_with(marker)) == 1 + len(SERVICES)
         end()
         launcher.wait(timeout=20)
         assert_nothing_outlives(marker)
@@ -246,7 +253,7 @@ def test_closing_a_terminal_that_make_run_leads_stops_every_service(rabbit_confi
         shop_env(rabbit_config, tmp_path, marker), ["make", "--no-print-directory", "run"])
     try:
         read_terminal_until(terminal, "Gateway listening on", timeout=90)
-        assert len(processes_with(marker)) == 7  # make, the launcher, five services
+        assert len(processes_with(marker)) == 2 + len(SERVICES)  # make, the launcher, services
         os.close(terminal)
         assert_nothing_outlives(marker)
         assert make.wait(timeout=5) != 0  # make ends by its SIGHUP

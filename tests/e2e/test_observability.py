@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from common.observability.telemetry import telemetry_of
 from gateway.service import GatewayService
 from inventory.service import InventoryService
+from notifications.service import NotificationsService
 from orders.service import OrdersService
 from products.service import ProductsService
 from tests.conftest import free_port
@@ -27,7 +28,8 @@ from users.service import UsersService
 pytestmark = pytest.mark.e2e
 
 DOMAIN_SERVICES = {"users": UsersService, "products": ProductsService,
-                   "inventory": InventoryService, "orders": OrdersService}
+                   "inventory": InventoryService, "orders": OrdersService,
+                   "notifications": NotificationsService}
 
 
 def orders_knows(orders_engine, product_id):
@@ -69,6 +71,7 @@ def test_one_request_id_follows_an_order_through_every_services_json_logs(
         **{f"{name.upper()}_DB_URI": f"sqlite:///{tmp_path}/{name}.db"
            for name in DOMAIN_SERVICES},
         **{f"{name.upper()}_METRICS_PORT": "0" for name in DOMAIN_SERVICES},
+        "MAIL_DIRECTORY": str(tmp_path / "mail"),
         "SHOP_ADMIN_USERNAME": ADMIN["USERNAME"],
         "SHOP_ADMIN_PASSWORD": ADMIN["PASSWORD"],
         "LOG_FORMAT": "json",

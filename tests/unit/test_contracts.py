@@ -17,6 +17,7 @@ from common.messaging.retry import InvalidEvent
 from common.schemas import schema_of
 from gateway.catalogue import PRODUCT_EVENTS, ProductEventData
 from inventory.service import InventoryService
+from notifications.service import NotificationsService
 from orders.service import OrdersService
 from products.service import ProductsService
 from tools.contracts import CONTRACTS, CURRENT, RELEASED, current_document
@@ -25,7 +26,7 @@ from users.service import UsersService
 
 ASYNCAPI_SCHEMA = Path(__file__).resolve().parents[1] / "contracts" / "asyncapi-3.0.0.schema.json"
 SERVICES = {cls.name: cls for cls in (UsersService, ProductsService, InventoryService,
-                                      OrdersService)}
+                                      OrdersService, NotificationsService)}
 CONTRACT_OF = {contract.service: contract for contract in CONTRACTS}
 
 
@@ -119,7 +120,7 @@ CONSUMERS = list(consumers())
 
 
 def test_every_handled_event_is_found():
-    assert len(CONSUMERS) == 15
+    assert len(CONSUMERS) == 16
 
 
 @pytest.mark.parametrize("consumer, source, event_type, data_schema", CONSUMERS,

@@ -12,7 +12,7 @@ from common.config import check_settings, load_config
 from common.web.json_http import FINISH_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOP_SERVICES = ("users", "products", "inventory", "orders", "gateway")
+SHOP_SERVICES = ("users", "products", "inventory", "orders", "notifications", "gateway")
 
 
 def plain_loader():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("users", "products", "inventory", "orders", "gateway")
+SERVICES = ("users", "products", "inventory", "orders", "notifications", "gateway")
 BASE = {"common.config", "common.errors", "common.schemas", "common.container",
         "common.contracts", "common.build"}
 # each part of common, and the parts it may import besides its own

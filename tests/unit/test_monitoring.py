@@ -134,7 +134,7 @@ def test_prometheus_everywhere_reads_the_one_rules_file():
 
 
 def test_every_shop_service_is_a_scrape_target_in_compose_and_kubernetes():
-    services = {"gateway", "users", "products", "inventory", "orders"}
+    services = {"gateway", "users", "products", "inventory", "orders", "notifications"}
     [job] = yaml.safe_load((PROMETHEUS / "compose.yml").read_text())["scrape_configs"]
     assert {name for target in job["dns_sd_configs"] for name in target["names"]} == services
     for service in services:

@@ -10,13 +10,14 @@ from importlib.metadata import version
 from pathlib import Path
 
 from inventory.contract import CONTRACT as INVENTORY
+from notifications.contract import CONTRACT as NOTIFICATIONS
 from orders.contract import CONTRACT as ORDERS
 from products.contract import CONTRACT as PRODUCTS
 from tools.contracts import asyncapi
 from users.contract import CONTRACT as USERS
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS = (USERS, PRODUCTS, INVENTORY, ORDERS)
+CONTRACTS = (USERS, PRODUCTS, INVENTORY, ORDERS, NOTIFICATIONS)
 # served by the gateway at /asyncapi.json
 CURRENT = ROOT / "gateway" / "asyncapi.json"
 # the contracts of the last release, which the gate holds the current ones to

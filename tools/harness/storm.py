@@ -164,6 +164,7 @@ def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True):
         "AMQP_URI": broker.amqp_uri(vhost),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{args.port}",
         **{f"{name.upper()}_DB_URI": uri for name, uri in uris.items()},
+        "MAIL_DIRECTORY": str(out / "mail"),
         # several instances of a service on this machine: each its own metrics port
         **{f"{name.upper()}_METRICS_PORT": "0" for name in uris},
         "SHOP_ADMIN_USERNAME": ADMIN[0], "SHOP_ADMIN_PASSWORD": ADMIN[1],
@@ -231,9 +232,12 @@ class Stack:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
+        """Every instance of every service the stack's release holds (an
+        older one may lack a service added since)."""
         for name in SERVICES:
-            for instance in self.instance_names(name):
-                self.start(instance)
+            if (self.release.root / name).is_dir():
+                for instance in self.instance_names(name):
+                    self.start(instance)
         self.wait_until_ready()
 
     def wait_until_ready(self, timeout=60):

@@ -11,7 +11,8 @@ storm, on PostgreSQL, losing nothing and answering no 5xx.
 3. applies this checkout's migrations while the old revision serves;
 4. replaces the instances one at a time, each domain service in turn and the
    gateways last: SIGTERM the old instance, start the new one, wait until it
-   is ready (consuming its RPC queue; a gateway: ready on /health/ready);
+   is ready (consuming its RPC queue; a gateway: ready on /health/ready); a
+   service the old revision did not have starts here, one instance at a time;
 5. rolls orders back to the old revision and forward again;
 6. stops the storm, waits for the shop to settle, and checks what the crash
    test checks, and that no answer was a 5xx (there are always two
@@ -143,14 +144,15 @@ def replace(stack, shop, instance, release):
         url = f"http://{stack.instance_env(instance)['WEB_SERVER_ADDRESS']}"
         shop.resting.add(url)
         time.sleep(OUT_OF_ROTATION_SECONDS)
-    process = stack.processes[instance]
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        note(f"{instance} did not stop within 30 s; killed")
-        process.kill()
-        process.wait()
+    process = stack.processes.get(instance)  # None: a service the old release lacks
+    if process is not None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            note(f"{instance} did not stop within 30 s; killed")
+            process.kill()
+            process.wait()
     stack.start(instance, release)
     wait_until_ready(stack, instance)
     shop.resting.discard(url)
@@ -165,11 +167,13 @@ def wait_until_ready(stack, instance, timeout=60):
     # every instance consumes its service's RPC queue once it has started
     # (asked of the queue itself: the management API's figures lag by seconds)
     amqp_uri = stack.env["AMQP_URI"].split(";")[0]
+    # those started so far: a service new in this release starts one instance at a time
+    running = sum(name in stack.processes for name in stack.instance_names(service))
     seen = []
 
     def consuming():
         seen.append(consumers(amqp_uri, f"rpc-{service}"))
-        return seen[-1] == stack.instances[service]
+        return seen[-1] == running
 
     wait(consuming, timeout, lambda: f"{instance} to consume rpc-{service} (consumers "
                                      f"seen: {sorted(set(map(str, seen)))})")

@@ -1,0 +1,1 @@
+"""The notifications service: mails to customers, each sent once."""

@@ -1,0 +1,161 @@
+"""The notifications service in a real container, on the real broker and
+database, mailing through a real SMTP server (aiosmtpd, tests/smtp_server.py)."""
+import email.policy
+import time
+
+import pytest
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
+from sqlalchemy import select
+
+from common.data.db import create_db_engine, session_factory
+from common.messaging.events import envelope
+from notifications.models import Mail
+from notifications.service import NotificationsService
+from tests.conftest import free_port
+from tests.helpers import wait_for
+from tests.smtp_server import REFUSED_DOMAIN, SmtpServer
+from tools.dlq import DeadLetterQueue
+from users.service import UsersService
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def smtp_server(tmp_path):
+    server = SmtpServer(tmp_path / "maildir", free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_config(shop_config, smtp_server, tmp_path):
+    shop_config["SMTP"] = {"HOST": "127.0.0.1", "PORT": smtp_server.port, "TIMEOUT_SECONDS": 5}
+    shop_config["MAIL"] = {"FROM": "The Shop <shop@shop.example>",
+                           "DIRECTORY": str(tmp_path / "eml")}
+    shop_config["EVENT_RETRY"] = {"MAX_ATTEMPTS": 20, "FIRST_DELAY_MS": 100}
+    return shop_config
+
+
+@pytest.fixture
+def notifications(container_factory, mail_config):
+    container = container_factory(NotificationsService, mail_config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def publish(mail_config):
+    dispatch = event_dispatcher(mail_config)
+
+    def publish(event_type, data, source="users"):
+        dispatch(source, event_type, envelope(source, event_type, data))
+    return publish
+
+
+@pytest.fixture
+def mails(db_uris):
+    """The notifications service's mail records, read from its database."""
+    engine = create_db_engine(db_uris["notifications"])
+    session = session_factory(engine)()
+
+    def read():
+        session.rollback()  # a fresh snapshot each time
+        return session.scalars(select(Mail)).all()
+    yield read
+    session.close()
+    engine.dispose()
+
+
+def user(user_id, username, address):
+    return {"id": user_id, "username": username, "email": address, "role": "customer"}
+
+
+def handled(container, times=1):
+    """Waits on exit until ``on_user_registered`` ran ``times`` times."""
+    runs = []
+
+    def counted(worker_ctx, result, exc_info):
+        runs.append(exc_info)
+        return len(runs) >= times
+    return entrypoint_waiter(container, "on_user_registered", timeout=15, callback=counted)
+
+
+def test_a_customer_who_registers_gets_a_welcome_at_their_address(
+        container_factory, mail_config, smtp_server, notifications):
+    smtp_server.start()
+    container_factory(UsersService, mail_config).start()
+    with handled(notifications), ServiceRpcProxy("users", mail_config, timeout=10) as users:
+        users.register("carol", "carol@example.com", "carol-password")
+
+    [mail] = smtp_server.messages()
+    assert mail["X-RcptTo"] == "carol@example.com"
+    assert mail["To"] == "carol@example.com"
+    assert mail["From"] == "The Shop <shop@shop.example>"
+    assert mail["Subject"] == "Welcome to the shop, carol"
+    assert mail.get_content_type() == "multipart/alternative"
+    parsed = email.message_from_bytes(mail.as_bytes(), policy=email.policy.default)
+    assert "carol" in parsed.get_body(("html",)).get_content()
+
+
+def test_an_event_delivered_twice_sends_one_mail(smtp_server, notifications, publish, mails):
+    smtp_server.start()
+    with handled(notifications, times=2):
+        publish("user_registered", user(7, "dave", "dave@example.com"))
+        publish("user_registered", user(7, "dave", "dave@example.com"))
+
+    assert [mail["X-RcptTo"] for mail in smtp_server.messages()] == ["dave@example.com"]
+    [record] = mails()
+    assert record.sent_at is not None and record.attempts == 1
+
+
+def test_mail_waits_while_the_smtp_server_is_down_and_arrives_once_when_it_is_back(
+        smtp_server, notifications, publish, mails):
+    publish("user_registered", user(8, "erin", "erin@example.com"))
+    publish("user_registered", user(9, "frank", "frank@example.com"))
+    wait_for(lambda: sum(record.attempts for record in mails()) >= 4, timeout=20)
+    assert all(record.sent_at is None for record in mails())
+
+    smtp_server.start()
+    wait_for(lambda: all(record.sent_at for record in mails()), timeout=30)
+    time.sleep(1)  # any retry still in a delay queue would arrive by now
+
+    assert sorted(mail["X-RcptTo"] for mail in smtp_server.messages()) == [
+        "erin@example.com", "frank@example.com"]
+    assert len({mail["Message-ID"] for mail in smtp_server.messages()}) == 2
+
+
+def test_a_recipient_the_server_refuses_goes_to_the_dead_letters_at_once(
+        rabbit_config, smtp_server, notifications, publish, mails):
+    smtp_server.start()
+    with handled(notifications):
+        publish("user_registered", user(10, "gina", f"gina@{REFUSED_DOMAIN}"))
+
+    with DeadLetterQueue(rabbit_config["AMQP_URI"]) as queue:
+        [dead] = wait_for_dead_letters(queue)
+    assert "550" in dead.reason
+    [record] = mails()
+    assert (record.attempts, record.sent_at) == (1, None)
+    assert smtp_server.messages() == []
+
+
+def wait_for_dead_letters(queue):
+    deadline = time.monotonic() + 10
+    while not (letters := queue.list()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return letters
+
+
+def test_without_an_smtp_host_mails_are_written_as_eml_files(
+        container_factory, mail_config, publish, tmp_path):
+    mail_config["SMTP"] = {"HOST": ""}
+    container = container_factory(NotificationsService, mail_config)
+    container.start()
+    with handled(container):
+        publish("user_registered", user(11, "hugo", "hugo@example.com"))
+
+    [path] = (tmp_path / "eml").glob("*.eml")
+    parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert parsed["To"] == "hugo@example.com"
+    assert parsed["Subject"] == "Welcome to the shop, hugo"
