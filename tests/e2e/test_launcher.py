@@ -83,6 +83,9 @@ def launch_in_terminal(env, command=LAUNCHER):
     def lead_a_session_on_the_terminal():
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        # as a terminal starts its command, whatever this process ignores
+        # (a suite run under nohup ignores SIGHUP, which make would keep)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=slave, stdout=slave,
                                stderr=slave, preexec_fn=lead_a_session_on_the_terminal)
