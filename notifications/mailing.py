@@ -23,6 +23,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
 from common.data.db import utcnow
+from notifications.delivery import MailRefused
 from notifications.messages import compose, new_message_id
 from notifications.models import Mail
 
@@ -40,11 +41,15 @@ def send_once(session, mailer, kind, about_id, recipient, context):
     try:
         mailer.send(compose(kind, context, sender=mailer.sender, recipient=mail.recipient,
                             message_id=mail.message_id, date=utcnow()))
+    except MailRefused:
+        session.rollback()
+        _set(session, mail, claimed_until=None, refused_at=utcnow())
+        raise
     except BaseException:
         session.rollback()
         _set(session, mail, claimed_until=None)  # the next delivery need not wait
         raise
-    _set(session, mail, sent_at=utcnow(), claimed_until=None)
+    _set(session, mail, sent_at=utcnow(), claimed_until=None, refused_at=None)
     return True
 
 

@@ -39,7 +39,9 @@ class Mail(Base):
     # a delivery sending it now; until then another one does not
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # the server refused it for good (5xx) at its last try; a replay tries again
+    refused_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
 
 # the mails not sent yet, oldest first: what the unsent-mail age reads
-Index("ix_mails_unsent", Mail.sent_at, Mail.first_attempt_at)
+Index("ix_mails_unsent", Mail.sent_at, Mail.refused_at, Mail.first_attempt_at)

@@ -1,17 +1,17 @@
-import logging
-
 from common.data.db import Database
 from common.messaging.entrypoints import health_check
 from common.messaging.events import handle_event
 from common.observability.telemetry import Telemetry
 from notifications import customers
-from notifications.delivery import Mailer
+from notifications.delivery import Mailer, MailRefused
+from notifications.gauges import MailGauges
 from notifications.mailing import MailInFlight, send_once
 from notifications.messages import WELCOME
 from notifications.models import Base
 from notifications.schemas import UserRegisteredSchema
 
-log = logging.getLogger(__name__)
+# the outcome a failed mail is counted as, by the first class that matches
+FAILURES = ((MailInFlight, "deferred"), (MailRefused, "refused"), (Exception, "failed"))
 
 
 class NotificationsService:
@@ -23,8 +23,10 @@ class NotificationsService:
     mailer = Mailer()
     telemetry = Telemetry(counters={"mails": (
         "shop_mails", "Mails, by kind and outcome: sent, duplicate (sent before), "
-        "deferred (being sent by another delivery) or failed",
+        "deferred (being sent by another delivery), refused (for good) or failed",
         ["kind", "outcome"])})
+
+    gauges = MailGauges()
 
     ping = health_check()
 
@@ -36,10 +38,9 @@ class NotificationsService:
     def _mail(self, kind, about_id, recipient, context):
         try:
             sent = send_once(self.db.session, self.mailer, kind, about_id, recipient, context)
-        except MailInFlight:
-            self.telemetry.mails.labels(kind=kind, outcome="deferred").inc()
-            raise
-        except Exception:
-            self.telemetry.mails.labels(kind=kind, outcome="failed").inc()
+        except Exception as exc:
+            outcome = next(name for kind_of_failure, name in FAILURES
+                           if isinstance(exc, kind_of_failure))
+            self.telemetry.mails.labels(kind=kind, outcome=outcome).inc()
             raise
         self.telemetry.mails.labels(kind=kind, outcome="sent" if sent else "duplicate").inc()

@@ -7,37 +7,22 @@ stopped inventory service, a lost event or a stalled outbox: the alert
 The idempotency keys kept grow with the requests that send one, and shrink
 as keys expire and are pruned.
 """
-from nameko.extensions import DependencyProvider
-
-from common.data.db import Database, waiting_rows
-from common.observability.telemetry import telemetry_of
+from common.data.db import waiting_rows
+from common.observability.telemetry import DatabaseGauges
 from orders import idempotency
 from orders.domain import PENDING
 from orders.models import Order
 
 
-class OrdersGauges(DependencyProvider):
-    """``shop_orders_pending``, ``shop_orders_pending_oldest_seconds`` and
-    ``shop_idempotency_keys``, counted in the database at each scrape (every
-    instance of the service reports the same figures)."""
+class OrdersGauges(DatabaseGauges):
+    documentation = {
+        "shop_orders_pending": "Orders placed and waiting for inventory's answer",
+        "shop_orders_pending_oldest_seconds":
+            "How long the oldest pending order has waited; 0 when none waits",
+        "shop_idempotency_keys": "Idempotency keys kept, with the answers their requests got"}
 
-    def start(self):
-        telemetry = telemetry_of(self.container)
-        if telemetry is None:
-            return
-        [self.database] = [d for d in self.container.dependencies if isinstance(d, Database)]
-        telemetry.metrics.read_at_scrape(self.read, {
-            "shop_orders_pending": "Orders placed and waiting for inventory's answer",
-            "shop_orders_pending_oldest_seconds":
-                "How long the oldest pending order has waited; 0 when none waits",
-            "shop_idempotency_keys":
-                "Idempotency keys kept, with the answers their requests got"})
-
-    def read(self):
-        with self.database.Session() as session:
-            waiting, oldest_seconds = waiting_rows(
-                session, Order.created_at, Order.status == PENDING)
-            keys = idempotency.kept(session)
+    def read(self, session):
+        waiting, oldest_seconds = waiting_rows(session, Order.created_at, Order.status == PENDING)
         return {"shop_orders_pending": waiting,
                 "shop_orders_pending_oldest_seconds": oldest_seconds,
-                "shop_idempotency_keys": keys}
+                "shop_idempotency_keys": idempotency.kept(session)}

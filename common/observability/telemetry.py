@@ -17,6 +17,7 @@ import logging
 import time
 from types import SimpleNamespace
 
+import nameko_sqlalchemy
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
@@ -150,3 +151,28 @@ def span_attributes(kind, entrypoint):
         return {"messaging.system": "rabbitmq",
                 "messaging.destination.name": f"{entrypoint.source_service}.{entrypoint.event_type}"}
     return {}
+
+
+class DatabaseGauges(DependencyProvider):
+    """Gauges a service counts in its own database when Prometheus scrapes.
+    A subclass names them (``documentation``: ``{name: help}``) and reads
+    them (``read(session)``: ``{name: value}``), in a session of its own.
+    Every instance of the service reports the same figures."""
+
+    documentation = {}
+
+    def start(self):
+        telemetry = telemetry_of(self.container)
+        if telemetry is None:
+            return
+        # the service's database dependency (common.data.db.Database)
+        [self.database] = [dependency for dependency in self.container.dependencies
+                           if isinstance(dependency, nameko_sqlalchemy.Database)]
+        telemetry.metrics.read_at_scrape(self._read, self.documentation)
+
+    def _read(self):
+        with self.database.Session() as session:
+            return self.read(session)
+
+    def read(self, session):
+        raise NotImplementedError

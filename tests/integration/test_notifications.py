@@ -1,6 +1,7 @@
 """The notifications service in a real container, on the real broker and
 database, mailing through a real SMTP server (aiosmtpd, tests/smtp_server.py)."""
 import email.policy
+import re
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from common.data.db import create_db_engine, session_factory
 from common.messaging.events import envelope
+from common.observability.telemetry import telemetry_of
 from notifications.models import Mail
 from notifications.service import NotificationsService
 from tests.conftest import free_port
@@ -68,6 +70,14 @@ def mails(db_uris):
     engine.dispose()
 
 
+def metrics(container):
+    """``{series: value}`` of the service's mail metrics, as Prometheus scrapes
+    them: ``shop_mails_unsent`` and ``shop_mails_total{kind="welcome",outcome="sent"}``."""
+    page = telemetry_of(container).metrics.exposition().decode()
+    return {series.replace('{service="notifications"}', ""): float(value)
+            for series, value in re.findall(r"^(shop_mails_\S+) (\S+)$", page, re.MULTILINE)}
+
+
 def user(user_id, username, address):
     return {"id": user_id, "username": username, "email": address, "role": "customer"}
 
@@ -114,8 +124,11 @@ def test_mail_waits_while_the_smtp_server_is_down_and_arrives_once_when_it_is_ba
         smtp_server, notifications, publish, mails):
     publish("user_registered", user(8, "erin", "erin@example.com"))
     publish("user_registered", user(9, "frank", "frank@example.com"))
-    wait_for(lambda: sum(record.attempts for record in mails()) >= 4, timeout=20)
+    failed = 'shop_mails_total{kind="welcome",outcome="failed"}'
+    wait_for(lambda: metrics(notifications).get(failed, 0) >= 4, timeout=20)
     assert all(record.sent_at is None for record in mails())
+    waiting = metrics(notifications)
+    assert waiting["shop_mails_unsent"] == 2 and waiting["shop_mails_unsent_oldest_seconds"] > 0
 
     smtp_server.start()
     wait_for(lambda: all(record.sent_at for record in mails()), timeout=30)
@@ -124,6 +137,9 @@ def test_mail_waits_while_the_smtp_server_is_down_and_arrives_once_when_it_is_ba
     assert sorted(mail["X-RcptTo"] for mail in smtp_server.messages()) == [
         "erin@example.com", "frank@example.com"]
     assert len({mail["Message-ID"] for mail in smtp_server.messages()}) == 2
+    sent = metrics(notifications)
+    assert sent["shop_mails_unsent"] == sent["shop_mails_unsent_oldest_seconds"] == 0
+    assert sent['shop_mails_total{kind="welcome",outcome="sent"}'] == 2
 
 
 def test_a_recipient_the_server_refuses_goes_to_the_dead_letters_at_once(
@@ -136,8 +152,12 @@ def test_a_recipient_the_server_refuses_goes_to_the_dead_letters_at_once(
         [dead] = wait_for_dead_letters(queue)
     assert "550" in dead.reason
     [record] = mails()
-    assert (record.attempts, record.sent_at) == (1, None)
+    assert (record.attempts, record.sent_at) == (1, None) and record.refused_at is not None
     assert smtp_server.messages() == []
+    # no wait sends it: not counted as waiting, so ShopMailFailing does not fire for it
+    refused = metrics(notifications)
+    assert refused["shop_mails_unsent"] == 0
+    assert refused['shop_mails_total{kind="welcome",outcome="refused"}'] == 1
 
 
 def wait_for_dead_letters(queue):

@@ -31,8 +31,9 @@ def upgrade() -> None:
         sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("refused_at", sa.DateTime(timezone=True), nullable=True),
     )
-    op.create_index("ix_mails_unsent", "mails", ["sent_at", "first_attempt_at"])
+    op.create_index("ix_mails_unsent", "mails", ["sent_at", "refused_at", "first_attempt_at"])
 
 
 def downgrade() -> None:
