@@ -19,6 +19,7 @@ answer, not a failure: it passes through and does not count.
 
 With tracing on, each call is a client span, the parent of the callee's.
 """
+import logging
 
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError, MessageNacked
@@ -34,6 +35,7 @@ from common.messaging.publisher import PooledPublisher
 from common.observability.telemetry import telemetry_of, tracer_of
 from common.observability.tracing import SpanKind
 
+log = logging.getLogger(__name__)
 
 # what a publish raises when the broker cannot be reached
 BROKER_ERRORS = (OperationalError, AmqpConnectionError, OSError)
@@ -59,6 +61,19 @@ class ShopReplyListener(ReplyListener):
         super().setup()
         self.queue.durable = False
         self.queue.exclusive = True
+
+    def handle_message(self, body, message):
+        # nameko acks first and lets a connection reset by a restarting
+        # broker escape the ack, which kills the whole service; the reply
+        # is read, so it still reaches its caller (an exclusive queue goes
+        # with its connection: there is nothing left to ack)
+        try:
+            self.queue_consumer.ack_message(message)
+        except BROKER_ERRORS as exc:
+            log.warning("could not ack a reply, the connection is gone: %s", exc)
+        waiting = self._reply_events.pop(message.properties.get("correlation_id"), None)
+        if waiting is not None:
+            waiting.send(body)
 
 
 class ServiceBreaker(CircuitBreaker):

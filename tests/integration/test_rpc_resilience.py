@@ -1,6 +1,7 @@
 """RPC that cannot hang: the gateway over real HTTP and RabbitMQ, in front of
 a products service that is slow, failing, or not running at all."""
 import re
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,9 +9,10 @@ import eventlet
 import pytest
 import requests
 from kombu import Connection, Exchange, Queue
-from nameko.rpc import rpc
+from nameko.rpc import ReplyListener, rpc
 from nameko.testing.utils import get_container
 
+from common.messaging.rpc import ShopReplyListener
 from common.web.tokens import TokenCodec
 from gateway.service import GatewayService
 from orders.service import OrdersService
@@ -234,3 +236,28 @@ def test_a_keyed_order_reaches_an_orders_service_that_takes_no_key(runner_factor
     assert response.json() == {"id": 1, "user_id": 7, "status": "pending"}
     assert "Idempotent-Replayed" not in response.headers
     assert OrdersBeforeKeys.placed == [[{"product_id": 1, "quantity": 2}]]
+
+
+def test_a_reply_whose_ack_fails_with_the_connection_still_reaches_its_caller(rabbit_config):
+    """RabbitMQ restarting just as a reply arrives: the ack goes nowhere.
+    nameko's listener lets that error out, which kills the calling service
+    (the gateway did so in make chaos); the shop's answers the call."""
+    queue = Queue("replies-probe", durable=False, auto_delete=True)
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        bound = queue(connection.default_channel)
+        bound.declare()
+        for correlation_id in ("call-1", "call-2"):
+            connection.Producer().publish({"result": 42}, routing_key="replies-probe",
+                                          correlation_id=correlation_id)
+        wait_for(lambda: bound.queue_declare(passive=True).message_count == 2)
+        first, second = bound.get(), bound.get()
+        # the connection is gone: what is written to it now fails
+        connection.connection.sock.shutdown(socket.SHUT_WR)
+
+        listener = ShopReplyListener()
+        answer = listener.get_reply_event("call-1")
+        listener.handle_message({"result": 42}, first)
+        assert answer.wait() == {"result": 42}
+
+        with pytest.raises(OSError):
+            ReplyListener.handle_message(listener, {"result": 42}, second)
