@@ -52,8 +52,9 @@ class SmtpTransport:
             raise
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code >= 500:
-                raise MailRefused(f"the SMTP server refused the mail: {exc.smtp_code} "
-                                  f"{exc.smtp_error!r}", details={"codes": [exc.smtp_code]}) from None
+                raise MailRefused(
+                    f"the SMTP server refused the mail: {exc.smtp_code} {exc.smtp_error!r}",
+                    details={"codes": [exc.smtp_code]}) from None
             raise
 
 

@@ -2,8 +2,8 @@
 
 Before it sends, a delivery of an event claims the mail it owes: it records
 it (with its Message-ID) or, if it is recorded and unsent, takes it over,
-for the mailer's ``claim_seconds``, in a committed statement. Once the SMTP server accepted
-the mail, it records it as sent. So:
+for the mailer's ``claim_seconds``, in a committed statement. Once the SMTP
+server accepted the mail, it records it as sent. So:
 
 - an event delivered again after the mail was sent sends nothing;
 - one delivered while another delivery of it is sending (a second instance,
@@ -45,7 +45,7 @@ def send_once(session, mailer, kind, about_id, recipient, context):
         session.rollback()
         _set(session, mail, claimed_until=None, refused_at=utcnow())
         raise
-    except BaseException:
+    except Exception:
         session.rollback()
         _set(session, mail, claimed_until=None)  # the next delivery need not wait
         raise

@@ -14,10 +14,17 @@ the last provider has gone.
 Nor does it wait forever for a consumer thread that is reconnecting to a
 broker that is away (SIGTERM during a broker outage): stopping waits
 ``CANCEL_TIMEOUT_SECONDS`` for it, then goes on without it.
+
+And an ack or a requeue on a connection a restarting broker has reset is
+logged, not raised: nameko catches amqp's ConnectionError there but not the
+socket's, and the error kills the whole service. Nothing is lost: the broker
+delivers again what was not acked, and a reply queue goes with its connection.
 """
 import logging
 
 import eventlet
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu.exceptions import OperationalError
 from nameko.messaging import QueueConsumer
 
 from common.messaging.queues import check_declared, is_quorum
@@ -28,8 +35,25 @@ CANCEL_TIMEOUT_SECONDS = 2
 
 log = logging.getLogger(__name__)
 
+# what talking to the broker raises when it cannot be reached
+BROKER_ERRORS = (OperationalError, AmqpConnectionError, OSError)
+
 
 class ShopQueueConsumer(QueueConsumer):
+    def ack_message(self, message):
+        self._settle(super().ack_message, message)
+
+    def requeue_message(self, message):
+        self._settle(super().requeue_message, message)
+
+    @staticmethod
+    def _settle(settle, message):
+        try:
+            settle(message)
+        except BROKER_ERRORS as exc:
+            log.warning("could not settle a message from %s, the connection is gone: %s",
+                        message.delivery_info.get("routing_key"), exc)
+
     def start(self):
         # before consuming: a queue of the wrong type stops the service with
         # one clear line, not a channel error in the consumer's thread

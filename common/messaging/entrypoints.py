@@ -13,10 +13,9 @@ from sqlalchemy import text
 from common.build import build_info
 from common.data.db import is_database_unavailable
 from common.errors import ServiceUnavailable, ShopError
-from common.messaging.consumers import ShopQueueConsumer
+from common.messaging.consumers import BROKER_ERRORS, ShopQueueConsumer
 from common.messaging.publisher import PooledPublisher
 from common.messaging.queues import quorum
-from common.messaging.rpc import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from common.errors import ShopError
 from common.messaging.consumers import ShopQueueConsumer
 from common.messaging.entrypoints import NamekoContextHeaders
 from common.messaging.retry import FailedMessages, InvalidEvent, handler_queue
-from common.messaging.rpc import BROKER_ERRORS
 from common.observability.telemetry import telemetry_of
 from common.observability.tracing import SpanKind
 from common.schemas import schema_of
@@ -82,13 +81,7 @@ class RetryingEventHandler(NamekoContextHeaders, EventHandler):
                 log.exception("could not retry or dead-letter a message of %s; requeued",
                               self.queue.name)
                 settle = self.queue_consumer.requeue_message
-        try:
-            settle(message)
-        except BROKER_ERRORS as exc:
-            # nameko lets a reset connection escape here, which kills the
-            # service; the broker redelivers the unacked message anyway
-            log.warning("could not settle a message of %s, the connection is gone: %s",
-                        self.queue.name, exc)
+        settle(message)  # a connection already gone is logged (ShopQueueConsumer)
         return result, exc_info
 
     def _count_failure(self, outcome):

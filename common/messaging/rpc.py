@@ -19,26 +19,18 @@ answer, not a failure: it passes through and does not count.
 
 With tracing on, each call is a client span, the parent of the callee's.
 """
-import logging
-
 import eventlet
-from amqp.exceptions import ConnectionError as AmqpConnectionError, MessageNacked
-from kombu.exceptions import OperationalError
+from amqp.exceptions import MessageNacked
 from nameko.exceptions import UnknownService
 from nameko.rpc import MethodProxy, ReplyListener, RpcProxy
 from pybreaker import (
     STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError, CircuitBreakerListener)
 
 from common.errors import ServiceUnavailable, ShopError
-from common.messaging.consumers import ShopQueueConsumer
+from common.messaging.consumers import BROKER_ERRORS, ShopQueueConsumer
 from common.messaging.publisher import PooledPublisher
 from common.observability.telemetry import telemetry_of, tracer_of
 from common.observability.tracing import SpanKind
-
-log = logging.getLogger(__name__)
-
-# what a publish raises when the broker cannot be reached
-BROKER_ERRORS = (OperationalError, AmqpConnectionError, OSError)
 
 
 class _Unanswered(Exception):
@@ -61,19 +53,6 @@ class ShopReplyListener(ReplyListener):
         super().setup()
         self.queue.durable = False
         self.queue.exclusive = True
-
-    def handle_message(self, body, message):
-        # nameko acks first and lets a connection reset by a restarting
-        # broker escape the ack, which kills the whole service; the reply
-        # is read, so it still reaches its caller (an exclusive queue goes
-        # with its connection: there is nothing left to ack)
-        try:
-            self.queue_consumer.ack_message(message)
-        except BROKER_ERRORS as exc:
-            log.warning("could not ack a reply, the connection is gone: %s", exc)
-        waiting = self._reply_events.pop(message.properties.get("correlation_id"), None)
-        if waiting is not None:
-            waiting.send(body)
 
 
 class ServiceBreaker(CircuitBreaker):
