@@ -3,8 +3,8 @@ publishes and the RPC methods it offers."""
 from common.contracts import PING, Contract, Event, Method, arguments, page_of
 from common.schemas import id_field
 from orders.schemas import (
-    ListAllOrdersSchema, ListOrdersSchema, OrderCancelledSchema, OrderPaidSchema, OrderSchema,
-    OrdersExpiredSchema, PlaceOrderSchema, StockReservationRequestedSchema,
+    ListAllOrdersSchema, ListOrdersSchema, OrderCancelledSchema, OrderPaidSchema,
+    OrderRejectedSchema, OrderSchema, OrdersExpiredSchema, PlaceOrderSchema, StockReservationRequestedSchema,
     idempotency_key_field)
 
 
@@ -22,15 +22,23 @@ CONTRACT = Contract(
         Event("stock_reservation_requested", StockReservationRequestedSchema, 1,
               "An order was placed: inventory is asked to reserve its stock, all or nothing",
               {"order_id": 42, "items": [{"product_id": 7, "quantity": 2}]}),
-        Event("order_paid", OrderPaidSchema, 1,
-              "An order was paid: its reserved stock is sold",
-              {"order_id": 42, "total": "49.80", "payment_id": "pay_5f2c9e"}),
-        Event("order_cancelled", OrderCancelledSchema, 1,
+        Event("order_paid", OrderPaidSchema, 2,
+              "An order was paid: its reserved stock is sold, its customer gets a receipt",
+              {"order_id": 42, "user_id": 12, "total": "49.80", "payment_id": "pay_5f2c9e",
+               "items": [{"product_id": 7, "name": "Teapot", "quantity": 2,
+                          "unit_price": "24.90"}]}),
+        Event("order_rejected", OrderRejectedSchema, 1,
+              "Inventory could not reserve an order's stock: the order is rejected",
+              {"order_id": 42, "user_id": 12, "reason": "insufficient_stock",
+               "short": [{"product_id": 7, "name": "Teapot", "requested": 2,
+                          "available": 1}]}),
+        Event("order_cancelled", OrderCancelledSchema, 2,
               "An order was cancelled: its reserved stock returns",
-              {"order_id": 42, "reason": "cancelled"}),
-        Event("orders_expired", OrdersExpiredSchema, 1,
+              {"order_id": 42, "user_id": 12, "reason": "cancelled"}),
+        Event("orders_expired", OrdersExpiredSchema, 2,
               "Orders went unpaid past their reservation's time: their stock returns",
-              {"order_ids": [42, 43]}),
+              {"order_ids": [42, 43],
+               "orders": [{"order_id": 42, "user_id": 12}, {"order_id": 43, "user_id": 15}]}),
     ),
     methods=(
         PING,

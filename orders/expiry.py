@@ -21,7 +21,8 @@ from orders.models import Order
 
 def expire_due(session, now, limit):
     """Expire up to ``limit`` orders whose reservation ran out by ``now``,
-    the longest overdue first; the ids of those expired (not committed)."""
+    the longest overdue first; ``(order id, user id)`` of those expired (not
+    committed)."""
     allowed, change = Order.transition("expire", now)
     due = allowed, Order.expires_at <= now
     batch = select(Order.id).where(*due).order_by(Order.expires_at).limit(limit)
@@ -34,6 +35,6 @@ def expire_due(session, now, limit):
         update(Order)
         .where(Order.id == batch.c.id, *due)
         .values(**change)
-        .returning(Order.id)
+        .returning(Order.id, Order.user_id)
         .execution_options(synchronize_session=False))
-    return expired.scalars().all()
+    return [tuple(row) for row in expired]

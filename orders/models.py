@@ -68,7 +68,7 @@ class Order(Base):
     @functools.cache
     def transition_of_one(action, field_names=()):
         """The UPDATE applying ``action`` to one order, returning its id,
-        status, total and creation time; executed with ``order_id``, ``now``
+        user, status, total and creation time; executed with ``order_id``, ``now``
         and ``new_<name>`` for each of ``field_names``. Built once per action: a
         status change runs for every order, and building the statement
         cost as much CPU as running it."""
@@ -77,7 +77,8 @@ class Order(Base):
         return (update(table)
                 .where(table.c.id == bindparam("order_id"), allowed)
                 .values(**change, **{name: bindparam(f"new_{name}") for name in field_names})
-                .returning(table.c.id, table.c.status, table.c.total, table.c.created_at))
+                .returning(table.c.id, table.c.user_id, table.c.status, table.c.total,
+                           table.c.created_at))
 
 
 class OrderLine(Base):

@@ -82,28 +82,58 @@ class StockReservationRequestedSchema(Schema):
                         validate=validate.Length(min=1, max=MAX_ORDER_LINES))
 
 
+class OrderLineSchema(Schema):
+    product_id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    unit_price = Money(required=True)
+
+
 class OrderPaidSchema(Schema):
+    """``order_paid``: what was bought, at what price, by whom (version 2
+    added ``user_id`` and ``items``, for the receipt)."""
+
     order_id = id_field(required=True)
+    user_id = id_field(required=True)
     total = Money(required=True)
     payment_id = fields.String(required=True)
+    items = fields.List(fields.Nested(OrderLineSchema), required=True)
 
 
 class OrderCancelledSchema(Schema):
     order_id = id_field(required=True)
+    user_id = id_field(required=True)  # from version 2
     reason = fields.String(required=True, validate=validate.OneOf(["cancelled"]))
 
 
+class ShortProductSchema(Schema):
+    product_id = id_field(required=True)
+    name = fields.String(required=True)
+    requested = fields.Integer(required=True)
+    available = fields.Integer(required=True)
+
+
+class OrderRejectedSchema(Schema):
+    """``order_rejected``: inventory could not reserve an order's stock."""
+
+    order_id = id_field(required=True)
+    user_id = id_field(required=True)
+    reason = fields.String(required=True)
+    short = fields.List(fields.Nested(ShortProductSchema), required=True)
+
+
+class ExpiredOrderSchema(Schema):
+    order_id = id_field(required=True)
+    user_id = id_field(required=True)
+
+
 class OrdersExpiredSchema(Schema):
-    """``orders_expired``: a batch of orders whose reservations ran out."""
+    """``orders_expired``: a batch of orders whose reservations ran out;
+    ``orders`` (version 2) names each one's customer."""
 
     order_ids = fields.List(id_field(), required=True, validate=validate.Length(min=1))
-
-
-class OrderLineSchema(Schema):
-    product_id = fields.Integer()
-    name = fields.String()
-    quantity = fields.Integer()
-    unit_price = Money()
+    orders = fields.List(fields.Nested(ExpiredOrderSchema), required=True,
+                         validate=validate.Length(min=1))
 
 
 class OrderSchema(Schema):

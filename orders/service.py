@@ -134,7 +134,8 @@ class OrdersService:
             raise PaymentRequired(f"Payment for order {order_id} was declined: {exc}") from None
         try:
             return self._change(order_id, "pay", keep_answer, lambda order: ("order_paid", {
-                "order_id": order.id, "total": str(order.total), "payment_id": payment_id,
+                "order_id": order["id"], "user_id": order["user_id"], "total": order["total"],
+                "payment_id": payment_id, "items": order["items"],
             }), payment_id=payment_id)
         except Conflict:
             # expired or cancelled while the provider charged: give the money back,
@@ -166,7 +167,8 @@ class OrdersService:
     def _cancel(self, order_id, user_id, keep_answer):
         self._order(order_id, user_id)
         return self._change(order_id, "cancel", keep_answer, lambda order: (
-            "order_cancelled", {"order_id": order.id, "reason": "cancelled"}))
+            "order_cancelled",
+            {"order_id": order["id"], "user_id": order["user_id"], "reason": "cancelled"}))
 
     def _once(self, user_id, idempotency_key, operation, arguments, carry_out):
         """``carry_out(keep_answer)``'s answer, where ``keep_answer(answer)`` is
@@ -218,7 +220,10 @@ class OrdersService:
         while True:
             expired = expiry.expire_due(self.db.session, utcnow(), EXPIRY_BATCH)
             if expired:
-                self.outbox.add("orders_expired", {"order_ids": expired})
+                self.outbox.add("orders_expired", {
+                    "order_ids": [order_id for order_id, _ in expired],
+                    "orders": [{"order_id": order_id, "user_id": user_id}
+                               for order_id, user_id in expired]})
             self.db.session.commit()
             self.outbox.publish_committed()
             if expired:
@@ -235,7 +240,17 @@ class OrdersService:
     @handle_event("inventory", "stock_reservation_failed", StockReservationFailedSchema())
     def on_stock_reservation_failed(self, event):
         self._settle_pending(
-            event["order_id"], "reject", None, reason=event["reason"], short=event["short"])
+            event["order_id"], "reject", lambda order: ("order_rejected", {
+                "order_id": order.id, "user_id": order.user_id, "reason": event["reason"],
+                "short": self._named(order.id, event["short"])}),
+            reason=event["reason"], short=event["short"])
+
+    def _named(self, order_id, short):
+        """Inventory's short lines, with the names the order bought them by."""
+        names = dict(self.db.session.execute(
+            select(OrderLine.product_id, OrderLine.name).where(OrderLine.order_id == order_id)
+        ).all())
+        return [{**line, "name": names.get(line["product_id"], "")} for line in short]
 
     @handle_event("products", "product_created", CatalogueProductSchema())
     def on_product_created(self, product):
@@ -305,14 +320,16 @@ class OrdersService:
 
     def _change(self, order_id, action, keep_answer, announce, **fields):
         """Apply ``action`` (see :meth:`_transition`) and answer the order as
-        it then is, read and kept (``keep_answer``) in the change's transaction."""
+        it then is, read and kept (``keep_answer``) in the change's
+        transaction; ``announce(answer)`` names the event that goes with it."""
         answer = {}
 
         def answer_with_the_change():
             answer.update(order_schema.dump(self._order(order_id)))
             keep_answer(answer)
+            self.outbox.add(*announce(answer))
 
-        self._transition(order_id, action, announce, answer_with_the_change, **fields)
+        self._transition(order_id, action, None, answer_with_the_change, **fields)
         return answer
 
     def _transition(self, order_id, action, announce=None, before_commit=None, **fields):
@@ -322,7 +339,7 @@ class OrdersService:
         the other finds the order moved on (409). ``fields`` are set with
         the change; ``announce(order)`` names the event that goes out with
         it, ``(event_type, data)``, written to the outbox in the same
-        transaction. Returns the order's id, status, total and creation time."""
+        transaction. Returns the order's id, user, status, total and creation time."""
         changed = self.db.session.execute(
             Order.transition_of_one(action, tuple(sorted(fields))),
             {"order_id": load_id(order_id, "order"), "now": utcnow(),

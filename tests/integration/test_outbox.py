@@ -40,7 +40,9 @@ def announcer(poll_seconds=0.1):
         @rpc
         def announce(self, order_id, commit):
             self.outbox.add("order_paid", {
-                "order_id": order_id, "total": "9.99", "payment_id": f"pay_{order_id}"})
+                "order_id": order_id, "user_id": 1, "total": "9.99",
+                "payment_id": f"pay_{order_id}", "items": [
+                    {"product_id": 1, "name": "Cup", "quantity": 1, "unit_price": "9.99"}]})
             if commit:
                 self.db.session.commit()
             else:
@@ -76,7 +78,7 @@ def test_an_event_is_published_with_its_commit_and_never_without(
     wait_for(lambda: outbox_rows(database_engines)[0].sent_at is not None)
     [row] = outbox_rows(database_engines)
     assert row.payload["data"]["order_id"] == 2
-    assert row.headers["schema-version"] == 1  # order_paid's, in orders' contract
+    assert row.headers["schema-version"] == 2  # order_paid's, in orders' contract
 
 
 def test_the_worker_that_commits_publishes_without_waiting_for_the_relay(

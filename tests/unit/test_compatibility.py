@@ -7,7 +7,7 @@ import pytest
 from marshmallow import Schema, fields, validate
 
 from common.schemas import Money, id_field
-from orders.schemas import OrderSchema
+from orders.schemas import OrderPaidSchema, OrderSchema
 from tools.contracts import CONTRACTS, asyncapi
 from tools.contracts.compatibility import breaks
 
@@ -33,10 +33,9 @@ def problems(current):
     return [str(problem) for problem in breaks(RELEASED, current)]
 
 
-def order_paid(version=1, **fields_):
+def order_paid(version=2, **fields_):
     """orders' order_paid payload with some fields replaced (None: removed)."""
-    declared = {"order_id": id_field(required=True), "total": Money(required=True),
-                "payment_id": fields.String(required=True), **fields_}
+    declared = {**OrderPaidSchema._declared_fields, **fields_}
     payload = Schema.from_dict({name: field for name, field in declared.items()
                                 if field is not None})
     return {"event": "order_paid", "payload": payload, "version": version}
@@ -47,19 +46,19 @@ def test_the_unchanged_contracts_pass():
 
 
 def test_a_removed_event_field_is_caught():
-    [problem] = problems(changed("orders", **order_paid(version=2, total=None)))
+    [problem] = problems(changed("orders", **order_paid(version=3, total=None)))
     assert problem.startswith("orders.order_paid, data.total: is removed or renamed")
     assert "order_paid_v2" in problem
 
 
 def test_a_renamed_event_field_is_caught():
     found = problems(changed("orders", **order_paid(
-        version=2, payment_id=None, payment_reference=fields.String(required=True))))
+        version=3, payment_id=None, payment_reference=fields.String(required=True))))
     assert found and found[0].startswith("orders.order_paid, data.payment_id: is removed")
 
 
 def test_an_event_field_of_another_type_is_caught():
-    found = problems(changed("orders", **order_paid(version=2, total=fields.Float(
+    found = problems(changed("orders", **order_paid(version=3, total=fields.Float(
         required=True))))
     assert found[0].startswith("orders.order_paid, data.total: may now be number "
                                "(type string became number)")
@@ -80,15 +79,16 @@ def test_an_event_field_of_another_format_is_caught():
 
 def test_an_event_field_that_becomes_optional_or_nullable_is_caught():
     found = problems(changed("orders", **order_paid(
-        version=2, total=Money(), payment_id=fields.String(required=True, allow_none=True))))
+        version=3, total=Money(), payment_id=fields.String(required=True, allow_none=True))))
     assert found[0].startswith("orders.order_paid, data.total: becomes optional")
     assert found[1].startswith("orders.order_paid, data.payment_id: may now be null")
 
 
 def test_an_event_field_with_new_values_is_caught():
-    widened = Schema.from_dict({"order_id": id_field(required=True), "reason": fields.String(
-        required=True, validate=validate.OneOf(["cancelled", "fraud"]))})
-    [problem] = problems(changed("orders", event="order_cancelled", payload=widened, version=2))
+    widened = Schema.from_dict({
+        "order_id": id_field(required=True), "user_id": id_field(required=True),
+        "reason": fields.String(required=True, validate=validate.OneOf(["cancelled", "fraud"]))})
+    [problem] = problems(changed("orders", event="order_cancelled", payload=widened, version=3))
     assert problem.startswith("orders.order_cancelled, data.reason: may now send 'fraud'")
 
 
@@ -100,12 +100,12 @@ def test_a_removed_event_type_is_caught():
 def test_a_changed_event_without_a_new_version_is_caught():
     grown = order_paid(currency=fields.String())
     [problem] = problems(changed("orders", **grown))
-    assert problem == ("orders.order_paid: its data changed but its schema version is still 1; "
-                       "raise the version in its contract to 2")
+    assert problem == ("orders.order_paid: its data changed but its schema version is still 2; "
+                       "raise the version in its contract to 3")
 
 
 def test_a_new_optional_event_field_with_a_new_version_passes():
-    assert problems(changed("orders", **order_paid(version=2, currency=fields.String()))) == []
+    assert problems(changed("orders", **order_paid(version=3, currency=fields.String()))) == []
 
 
 def test_an_optional_argument_made_required_is_caught():

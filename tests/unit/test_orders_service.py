@@ -81,8 +81,9 @@ def test_reserved_stock_makes_the_order_payable_once_however_often_it_is_told(se
     assert timedelta(seconds=890) < expires_at - utcnow() <= timedelta(seconds=900)
 
 
-def test_a_failed_reservation_rejects_the_order_with_its_reason(service):
+def test_a_failed_reservation_rejects_the_order_with_its_reason_and_announces_it(service):
     order = service.place_order(ALICE, [{"product_id": 1, "quantity": 3}])
+    service.outbox.add.reset_mock()
     short = [{"product_id": 1, "requested": 3, "available": 1}]
     event = inventory_event("stock_reservation_failed", order_id=order["id"],
                             reason="insufficient_stock", short=short)
@@ -91,6 +92,10 @@ def test_a_failed_reservation_rejects_the_order_with_its_reason(service):
     rejected = service.get_order(order["id"])
     assert (rejected["status"], rejected["reason"], rejected["short"]) == (
         "rejected", "insufficient_stock", short)
+    # once, with the name the customer ordered the product by
+    service.outbox.add.assert_called_once_with("order_rejected", {
+        "order_id": order["id"], "user_id": ALICE, "reason": "insufficient_stock",
+        "short": [{"product_id": 1, "name": "Cup", "requested": 3, "available": 1}]})
 
 
 def test_an_answer_for_a_cancelled_order_changes_nothing(service):
@@ -115,8 +120,9 @@ def test_paying_charges_the_total_and_announces_it(service):
     assert paid["status"] == "paid"
     service.payments.charge.assert_called_once_with(
         order["id"], Decimal("39.98"), f"order-{order['id']}-attempt-1")
-    service.outbox.add.assert_called_once_with(
-        "order_paid", {"order_id": order["id"], "total": "39.98", "payment_id": "pay_1"})
+    service.outbox.add.assert_called_once_with("order_paid", {
+        "order_id": order["id"], "user_id": ALICE, "total": "39.98", "payment_id": "pay_1",
+        "items": [{"product_id": 2, "name": "Pot", "quantity": 2, "unit_price": "19.99"}]})
 
 
 def test_a_declined_payment_leaves_the_order_awaiting_payment(service):
@@ -191,7 +197,7 @@ def test_cancelling_announces_it_and_cannot_happen_twice(service):
     service.outbox.add.reset_mock()
     assert service.cancel_order(order["id"], ALICE)["status"] == "cancelled"
     service.outbox.add.assert_called_once_with(
-        "order_cancelled", {"order_id": order["id"], "reason": "cancelled"})
+        "order_cancelled", {"order_id": order["id"], "user_id": ALICE, "reason": "cancelled"})
     with pytest.raises(Conflict):
         service.cancel_order(order["id"], ALICE)
 
@@ -210,7 +216,8 @@ def test_only_orders_past_their_time_expire(service):
 
     assert service.get_order(due["id"])["status"] == "expired"
     assert service.get_order(fresh["id"])["status"] == "awaiting_payment"
-    service.outbox.add.assert_called_once_with("orders_expired", {"order_ids": [due["id"]]})
+    service.outbox.add.assert_called_once_with("orders_expired", {
+        "order_ids": [due["id"]], "orders": [{"order_id": due["id"], "user_id": ALICE}]})
 
 
 def test_a_run_expires_every_due_order_a_batch_at_a_time(service, monkeypatch):
