@@ -13,9 +13,17 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 WELCOME = "welcome"
+RECEIPT = "receipt"
+REJECTION = "rejection"
+CANCELLATION = "cancellation"
+EXPIRY = "expiry"
 
 SUBJECTS = {
     WELCOME: "Welcome to the shop, {username}",
+    RECEIPT: "Your receipt for order {order_id}",
+    REJECTION: "Order {order_id} could not be accepted",
+    CANCELLATION: "Order {order_id} is cancelled",
+    EXPIRY: "Order {order_id} expired unpaid",
 }
 
 templates = Environment(

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.e2e.conftest import Api
 from tests.helpers import wait_for
+from tests.smtp_server import SmtpServer
 from tools.launch import DOMAIN_SERVICES, SERVICES
 
 pytestmark = pytest.mark.e2e
@@ -160,10 +162,12 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         assert_answers_match_comments(walk_through, run.stdout)
-        # the customer the walk-through registered is welcomed
-        wait_for(lambda: list((tmp_path / "mail").glob("*.eml")), timeout=10)
-        [welcome] = (tmp_path / "mail").glob("*.eml")
-        assert "To: alice@example.com" in welcome.read_text()
+        # the customer the walk-through registered is welcomed, and gets a receipt
+        def mails():
+            return sorted(re.search(r"^Subject: (.*)$", path.read_text(), re.MULTILINE)[1]
+                          for path in (tmp_path / "mail").glob("*.eml"))
+        wait_for(lambda: len(mails()) >= 2, timeout=10)
+        assert mails() == ["Welcome to the shop, alice", "Your receipt for order 1"]
 
         second = subprocess.run(LAUNCHER, cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=60)
@@ -179,6 +183,47 @@ def test_the_launcher_runs_the_readme_walk_through_and_stops(
 
     assert launcher.returncode == 0, rest
     assert "Stopping" in rest and "did not stop" not in rest
+    assert processes_with(marker) == []
+
+
+def test_with_an_smtp_host_a_customer_gets_each_mail_once_at_that_server(
+        rabbit_config, tmp_path):
+    """``SMTP_HOST=127.0.0.1 SMTP_PORT=2525 make run``, with a real SMTP server
+    there: a customer who registers, pays one order and has another rejected
+    gets exactly those three mails."""
+    smtp_server = SmtpServer(tmp_path / "maildir", free_port()).start()
+    marker = new_marker()
+    env = {**shop_env(rabbit_config, tmp_path, marker),
+           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_server.port)}
+    launcher = launch(env)
+    try:
+        read_until(launcher, "Gateway listening on", timeout=60)
+        mail_line = read_until(launcher, "Mails to customers go to", timeout=5)
+        assert f"the SMTP server at 127.0.0.1:{smtp_server.port}" in mail_line
+        api = Api(f"http://{env['WEB_SERVER_ADDRESS']}", database_engines=None)
+        admin, bob = api.admin_token(), api.customer_token("bob")
+        product_id = api.product(admin, name="Moka pot")
+        assert api.restock(admin, product_id, 3).status_code == 200
+        paid = api.place(bob, (product_id, 2))
+        assert api.settled(bob, paid["id"])["status"] == "awaiting_payment"
+        assert api.call("POST", f"/orders/{paid['id']}/pay", token=bob).status_code == 200
+        rejected = api.place(bob, (product_id, 5))
+        assert api.settled(bob, rejected["id"])["status"] == "rejected"
+
+        def mails_to_bob():
+            return [mail for mail in smtp_server.messages() if mail["X-RcptTo"] == "bob@example.com"]
+        wait_for(lambda: len(mails_to_bob()) >= 3, timeout=20)
+        time.sleep(2)  # a mail sent twice would arrive by now
+        assert sorted(mail["Subject"] for mail in mails_to_bob()) == [
+            f"Order {rejected['id']} could not be accepted", "Welcome to the shop, bob",
+            f"Your receipt for order {paid['id']}"]
+        [receipt] = [mail for mail in mails_to_bob() if mail["Subject"].startswith("Your receipt")]
+        assert "2 x Moka pot at 34.90: 69.80" in receipt.get_payload(0).get_payload(decode=True).decode()
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        launcher.communicate(timeout=20)
+        smtp_server.stop()
+    assert launcher.returncode == 0
     assert processes_with(marker) == []
 
 

@@ -82,6 +82,9 @@ def test_one_request_id_follows_an_order_through_every_services_json_logs(
         read_until(launcher, "Gateway listening on", timeout=60)
         place_and_pay(Api(f"http://127.0.0.1:{port}", database_engines=None), request_id,
                       create_engine(f"sqlite:///{tmp_path}/orders.db"))
+        # the receipt: the payment's request id reaches the notifications service too
+        wait_for(lambda: any("Subject: Your receipt" in path.read_text()
+                             for path in (tmp_path / "mail").glob("*.eml")))
     finally:
         launcher.send_signal(signal.SIGINT)
         output = launcher.communicate(timeout=30)[0]
@@ -98,13 +101,15 @@ def test_one_request_id_follows_an_order_through_every_services_json_logs(
                 "message"} <= record.keys()
     followed = [(process, record) for process, record in lines
                 if record["request_id"] == request_id]
-    assert {process for process, _ in followed} == {"gateway", "orders", "inventory"}
+    assert {process for process, _ in followed} == {
+        "gateway", "orders", "inventory", "notifications"}
     assert all(record["service"] == process for process, record in followed)
     handled = {(record["service"], record["entrypoint"]) for _, record in followed}
     assert {("gateway", "place_order"), ("orders", "place_order"),
             ("inventory", "on_stock_reservation_requested"),
             ("orders", "on_stock_reserved"), ("gateway", "pay_order"),
-            ("orders", "pay_order"), ("inventory", "on_order_paid")} <= handled
+            ("orders", "pay_order"), ("inventory", "on_order_paid"),
+            ("notifications", "on_order_paid")} <= handled
     # every line of one worker names the same call id, and each call id one worker
     assert all(record["call_id"].startswith(f"{record['service']}.{record['entrypoint']}.")
                for _, record in followed)

@@ -82,14 +82,14 @@ def user(user_id, username, address):
     return {"id": user_id, "username": username, "email": address, "role": "customer"}
 
 
-def handled(container, times=1):
-    """Waits on exit until ``on_user_registered`` ran ``times`` times."""
+def handled(container, times=1, entrypoint="on_user_registered"):
+    """Waits on exit until ``entrypoint`` ran ``times`` times."""
     runs = []
 
     def counted(worker_ctx, result, exc_info):
         runs.append(exc_info)
         return len(runs) >= times
-    return entrypoint_waiter(container, "on_user_registered", timeout=15, callback=counted)
+    return entrypoint_waiter(container, entrypoint, timeout=15, callback=counted)
 
 
 def test_a_customer_who_registers_gets_a_welcome_at_their_address(
@@ -107,6 +107,46 @@ def test_a_customer_who_registers_gets_a_welcome_at_their_address(
     assert mail.get_content_type() == "multipart/alternative"
     parsed = email.message_from_bytes(mail.as_bytes(), policy=email.policy.default)
     assert "carol" in parsed.get_body(("html",)).get_content()
+
+
+def test_each_order_event_mails_its_customer_what_happened(
+        smtp_server, notifications, publish, mails):
+    smtp_server.start()
+    with handled(notifications):
+        publish("user_registered", user(12, "ivy", "ivy@example.com"))
+    events = [
+        ("on_order_paid", "order_paid", {
+            "order_id": 50, "user_id": 12, "total": "44.90", "payment_id": "pay_1",
+            "items": [{"product_id": 1, "name": "Teapot", "quantity": 1, "unit_price": "24.90"},
+                      {"product_id": 2, "name": "<b>Cup</b>", "quantity": 2,
+                       "unit_price": "10.00"}]}),
+        ("on_order_rejected", "order_rejected", {
+            "order_id": 51, "user_id": 12, "reason": "insufficient_stock",
+            "short": [{"product_id": 1, "name": "Teapot", "requested": 5, "available": 2}]}),
+        ("on_order_cancelled", "order_cancelled",
+         {"order_id": 52, "user_id": 12, "reason": "cancelled"}),
+        ("on_orders_expired", "orders_expired",
+         {"order_ids": [53], "orders": [{"order_id": 53, "user_id": 12}]}),
+    ]
+    for entrypoint, event_type, data in events:
+        with handled(notifications, entrypoint=entrypoint):
+            publish(event_type, data, source="orders")
+
+    received = {mail["Subject"]: mail for mail in smtp_server.messages()}
+    assert sorted(received) == [
+        "Order 51 could not be accepted", "Order 52 is cancelled", "Order 53 expired unpaid",
+        "Welcome to the shop, ivy", "Your receipt for order 50"]
+    assert {mail["X-RcptTo"] for mail in received.values()} == {"ivy@example.com"}
+    receipt = email.message_from_bytes(received["Your receipt for order 50"].as_bytes(),
+                                       policy=email.policy.default)
+    assert "2 x <b>Cup</b> at 10.00: 20.00" in receipt.get_body(("plain",)).get_content()
+    assert "&lt;b&gt;Cup&lt;/b&gt;" in receipt.get_body(("html",)).get_content()
+    rejection = email.message_from_bytes(received["Order 51 could not be accepted"].as_bytes(),
+                                         policy=email.policy.default)
+    assert "Teapot: you asked for 5, we have 2" in rejection.get_body(("plain",)).get_content()
+    assert {(record.kind, record.about_id) for record in mails() if record.sent_at} == {
+        ("welcome", 12), ("receipt", 50), ("rejection", 51), ("cancellation", 52),
+        ("expiry", 53)}
 
 
 def test_an_event_delivered_twice_sends_one_mail(smtp_server, notifications, publish, mails):

@@ -120,7 +120,7 @@ CONSUMERS = list(consumers())
 
 
 def test_every_handled_event_is_found():
-    assert len(CONSUMERS) == 16
+    assert len(CONSUMERS) == 20
 
 
 @pytest.mark.parametrize("consumer, source, event_type, data_schema", CONSUMERS,

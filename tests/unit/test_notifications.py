@@ -16,7 +16,7 @@ from common.messaging.events import envelope
 from common.messaging.retry import InvalidEvent
 from notifications.delivery import DirectoryTransport, Mailer, SmtpTransport
 from notifications.mailing import MailInFlight
-from notifications.messages import WELCOME, compose
+from notifications.messages import EXPIRY, RECEIPT, WELCOME, compose
 from notifications.models import Customer, Mail
 from notifications.service import NotificationsService
 
@@ -176,3 +176,106 @@ def test_a_mail_another_delivery_is_sending_is_left_to_it_until_its_claim_runs_o
     [mail] = written(outbox)
     assert mail["Message-ID"] == "<claimed@shop.example>"
     assert session.get(Mail, (WELCOME, 7)).attempts == 2
+
+
+def order_event(event_type, **data):
+    return envelope("orders", event_type, data)
+
+
+def paid(order_id=42, user_id=7, **data):
+    return order_event("order_paid", order_id=order_id, user_id=user_id, total="44.90",
+                       payment_id="pay_1", **{"items": [
+                           {"product_id": 1, "name": "Teapot", "quantity": 1,
+                            "unit_price": "24.90"},
+                           {"product_id": 2, "name": HOSTILE, "quantity": 2,
+                            "unit_price": "10.00"}], **data})
+
+
+def mails_about(outbox, subject_start):
+    return [mail for mail in written(outbox) if mail["Subject"].startswith(subject_start)]
+
+
+def test_a_payment_gets_a_receipt_with_each_line_and_the_total(service, outbox):
+    service.on_user_registered(registered())
+    service.on_order_paid(paid())
+
+    [receipt] = mails_about(outbox, "Your receipt")
+    assert receipt["Subject"] == "Your receipt for order 42"
+    assert receipt["To"] == "carol@example.com"
+    plain = receipt.get_body(("plain",)).get_content()
+    assert "1 x Teapot at 24.90: 24.90" in plain
+    assert f"2 x {HOSTILE} at 10.00: 20.00" in plain
+    assert "Total: 44.90" in plain
+    html = receipt.get_body(("html",)).get_content()
+    assert "Teapot" in html and "44.90" in html
+    assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_rejection_names_the_products_that_were_short(service, outbox):
+    service.on_user_registered(registered())
+    service.on_order_rejected(order_event(
+        "order_rejected", order_id=43, user_id=7, reason="insufficient_stock",
+        short=[{"product_id": 1, "name": "Teapot", "requested": 3, "available": 1}]))
+
+    [rejection] = mails_about(outbox, "Order 43")
+    assert rejection["Subject"] == "Order 43 could not be accepted"
+    assert "Teapot: you asked for 3, we have 1" in rejection.get_body(("plain",)).get_content()
+
+
+def test_a_cancellation_and_each_expired_order_of_a_batch_get_a_notice(service, outbox):
+    service.on_user_registered(registered())
+    service.on_user_registered(registered(8, "dave", "dave@example.com"))
+    service.on_order_cancelled(order_event("order_cancelled", order_id=44, user_id=7,
+                                           reason="cancelled"))
+    service.on_orders_expired(order_event("orders_expired", order_ids=[45, 46], orders=[
+        {"order_id": 45, "user_id": 7}, {"order_id": 46, "user_id": 8}]))
+
+    notices = {(mail["To"], mail["Subject"]) for mail in mails_about(outbox, "Order")}
+    assert notices == {("carol@example.com", "Order 44 is cancelled"),
+                       ("carol@example.com", "Order 45 expired unpaid"),
+                       ("dave@example.com", "Order 46 expired unpaid")}
+
+
+def test_an_expired_order_whose_mail_fails_does_not_hold_up_the_others(
+        db, service, outbox):
+    service.on_user_registered(registered())
+    session = service.db.session
+    session.merge(Customer(id=9, username="erin", email="erin@example.com"))
+    # another delivery is sending erin's notice: hers waits, carol's goes
+    session.add(Mail(kind=EXPIRY, about_id=47, recipient="erin@example.com",
+                     message_id="<claimed@shop.example>", attempts=1, first_attempt_at=utcnow(),
+                     claimed_until=utcnow() + timedelta(seconds=30)))
+    session.commit()
+
+    with pytest.raises(MailInFlight):
+        service.on_orders_expired(order_event("orders_expired", order_ids=[47, 48], orders=[
+            {"order_id": 47, "user_id": 9}, {"order_id": 48, "user_id": 7}]))
+    assert [mail["Subject"] for mail in mails_about(outbox, "Order")] == [
+        "Order 48 expired unpaid"]
+
+
+def test_a_customer_not_heard_of_is_asked_of_users_once_and_kept(service, outbox):
+    service.users.get_user.return_value = {
+        "id": 7, "username": "carol", "email": "carol@example.com", "role": "customer"}
+    service.on_order_paid(paid(42))
+    service.on_order_paid(paid(43))
+
+    service.users.get_user.assert_called_once_with(7)
+    assert [mail["To"] for mail in mails_about(outbox, "Your receipt")] == [
+        "carol@example.com"] * 2
+
+
+def test_an_event_from_a_release_without_the_customer_is_completed_from_orders(
+        service, outbox):
+    service.on_user_registered(registered())
+    service.orders.get_order.return_value = {
+        "id": 42, "user_id": 7, "status": "paid", "total": "24.90", "reason": None,
+        "items": [{"product_id": 1, "name": "Teapot", "quantity": 1, "unit_price": "24.90"}]}
+    # order_paid as orders 0.2.0 publish it (schema version 1)
+    service.on_order_paid(order_event("order_paid", order_id=42, total="24.90",
+                                      payment_id="pay_1"))
+
+    service.orders.get_order.assert_called_once_with(42)
+    [receipt] = mails_about(outbox, "Your receipt")
+    assert "1 x Teapot at 24.90: 24.90" in receipt.get_body(("plain",)).get_content()
+    assert service.db.session.get(Mail, (RECEIPT, 42)).sent_at is not None
