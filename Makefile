@@ -81,7 +81,7 @@ cluster-test: install
 chaos: install
 	$(BIN)/python -m tools.harness.chaos $(CHAOS_ARGS)
 
-# Two instances each of products, orders and inventory under an order storm.
+# Two instances each of products, orders, inventory and notifications under an order storm.
 scale-test: install
 	$(BIN)/python -m tools.harness.scale $(SCALE_ARGS)
 

@@ -5,7 +5,7 @@ It runs its own shop (see tools/harness/storm.py): every service as a ``nameko r
 process, in its own RabbitMQ virtual host and on its own databases (fresh
 SQLite files under var/chaos, or the ``shop_chaos_<service>`` PostgreSQL
 databases, which it empties). During the storm it SIGKILLs inventory, then orders, then products,
-restarting each a few seconds later; on PostgreSQL, stops the database
+then notifications, restarting each a few seconds later; on PostgreSQL, stops the database
 server for 3 s (``pg_ctlcluster ... stop -m fast``, then ``start``: every
 connection drops, and the services must recover without a restart); and
 restarts the RabbitMQ application once (``rabbitmqctl stop_app`` /
@@ -18,6 +18,8 @@ the storm ends it waits for the shop to settle and prints:
 - stock conservation per product: initial = on hand + units sold;
 - reserved units = the units of the orders awaiting payment;
 - dead letters: must be 0;
+- one mail (a .eml file) per order paid, rejected, cancelled or expired, and
+  no other;
 - HTTP answers: no server error but 503 with Retry-After;
 - the time it took to settle.
 
@@ -39,7 +41,7 @@ def main(argv=None):
 
 
 def havoc(stack, duration):
-    """Kill inventory, orders and products in turn, restart each 3 s
+    """Kill inventory, orders, products and notifications in turn, restart each 3 s
     later, then stop PostgreSQL for 3 s (when the shop runs on it), then
     restart RabbitMQ, spread over the storm."""
     started = time.monotonic()
@@ -47,7 +49,8 @@ def havoc(stack, duration):
     def at(fraction):
         time.sleep(max(0.0, started + duration * fraction - time.monotonic()))
 
-    for fraction, name in ((0.1, "inventory"), (0.3, "orders"), (0.5, "products")):
+    for fraction, name in ((0.1, "inventory"), (0.3, "orders"), (0.45, "products"),
+                           (0.55, "notifications")):
         at(fraction)
         note(f"SIGKILL {name}")
         stack.kill(name)

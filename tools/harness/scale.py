@@ -1,8 +1,8 @@
 """The scale-out test (``make scale-test``): two instances each of products,
-orders and inventory (one users, one gateway), an order storm through the
-gateway, then the crash test's checks (nothing lost, nothing stuck pending,
-no oversell, stock conserved) and a check that every instance handled part of
-the work.
+orders, inventory and notifications (one users, one gateway), an order storm
+through the gateway, then the crash test's checks (nothing lost, nothing
+stuck pending, no oversell, stock conserved, one mail per order that owes
+one) and a check that every instance handled part of the work.
 
 RabbitMQ's competing consumers spread the RPC calls and events over the
 instances. What each instance handled is read from the broker: the messages
@@ -21,7 +21,7 @@ import requests
 from tools.harness.storm import add_arguments, run_test
 
 RUN = "scale"
-INSTANCES = {"products": 2, "orders": 2, "inventory": 2}
+INSTANCES = {"products": 2, "orders": 2, "inventory": 2, "notifications": 2}
 STATS_INTERVAL = 6  # RabbitMQ refreshes channel statistics every 5 s
 
 

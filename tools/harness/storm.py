@@ -13,9 +13,11 @@ out with a fresh Idempotency-Key, and is sent again with the same key after no
 answer, a 5xx or a 409 request_in_progress. The checks then count duplicate
 orders: orders beyond one per key that placed an order.
 """
+import email.policy
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import urllib.parse
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from email.parser import BytesParser
 from pathlib import Path
 
 import requests
@@ -44,6 +47,9 @@ PRODUCTS, INITIAL_STOCK = 10, 40
 SETTLE_TIMEOUT = 120
 # how long a customer goes on retrying one request, and the longest it waits between tries
 RETRY_SECONDS, MAX_RETRY_WAIT = 30, 2.0
+# the mail (notifications) each order owes its customer, by the status it ended in
+MAIL_OF_STATUS = {"paid": "receipt", "rejected": "rejection", "cancelled": "cancellation",
+                  "expired": "expiry"}
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,7 @@ def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True):
             uris[name] = f"sqlite:///{path}"
         if migrate_databases:
             upgrade(name, uris[name])
+    shutil.rmtree(out / "mail", ignore_errors=True)
     api = broker.management_api()
     requests.delete(f"{api}/vhosts/{vhost}", timeout=10)
     requests.put(f"{api}/vhosts/{vhost}", timeout=10).raise_for_status()
@@ -437,18 +444,22 @@ def worth_retrying(response):
     return response.status_code == 409 and response.json().get("error") == "request_in_progress"
 
 
-def settle_and_check(env, storm, product_ids, count_duplicates=True):
-    """Wait until no order is pending and no event waits to be published,
-    then check every invariant. ``count_duplicates=False`` where some orders
-    went through a gateway that takes no Idempotency-Key (an older release)."""
+def settle_and_check(env, storm, product_ids, count_duplicates=True, count_mails=True):
+    """Wait until no order is pending, no event waits to be published and
+    (``count_mails``) every order's mail is sent, then check every invariant.
+    ``count_duplicates=False`` where some orders went through a gateway that
+    takes no Idempotency-Key (an older release); ``count_mails=False`` where
+    the notifications service started after the first orders (an upgrade
+    from a release without it)."""
     engines = {name: create_db_engine(env[f"{name.upper()}_DB_URI"])
-               for name in ("orders", "inventory")}
+               for name in ("orders", "inventory", *(["notifications"] if count_mails else []))}
     started = time.monotonic()
     settled = False
     while time.monotonic() - started < SETTLE_TIMEOUT:
         state = read_state(engines)
         if state["pending"] == 0 and state["unsent_events"] == 0 and \
-                state["reserved"] == state["awaiting"]:
+                state["reserved"] == state["awaiting"] and \
+                (not count_mails or mails_owed(state) == state["mails"]):
             settled = True
             break
         time.sleep(0.5)
@@ -477,6 +488,7 @@ def settle_and_check(env, storm, product_ids, count_duplicates=True):
                      if not isinstance(status, int) or (status >= 500 and status != 503)}
     duplicates = len(state["orders"]) - len(state["orders_placed_by_a_key"]) \
         if count_duplicates else None
+    mails = check_mails(state, env["MAIL_DIRECTORY"]) if count_mails else None
     checks = {
         "orders lost": len(lost) == 0,
         **({"duplicate orders": duplicates == 0} if count_duplicates else {}),
@@ -486,6 +498,8 @@ def settle_and_check(env, storm, product_ids, count_duplicates=True):
         "stock conservation": not unconserved,
         "reserved matches orders awaiting payment": not mismatched,
         "dead letters": dead_letters == 0,
+        **({"one mail per order paid, rejected, cancelled or expired": mails["match"]}
+           if count_mails else {}),
         "settled": settled,
     }
     return {
@@ -505,10 +519,39 @@ def settle_and_check(env, storm, product_ids, count_duplicates=True):
         "unconserved_stock": unconserved,
         "reserved_mismatch": mismatched,
         "dead_letters": dead_letters,
+        "mails": mails,
         "unsent_events": state["unsent_events"],
         "settle_seconds": round(settle_seconds, 1),
         "http_answers": {str(status): n for status, n in storm["statuses"].items()},
         "server_errors_but_503": server_errors,
+    }
+
+
+def mails_owed(state):
+    """``{(kind, order id)}``: the mail each order owes, by its status."""
+    return {(MAIL_OF_STATUS[status], order_id) for order_id, status in state["orders"].items()
+            if status in MAIL_OF_STATUS}
+
+
+def check_mails(state, directory):
+    """The mails the notifications service recorded as sent, against the
+    orders that owe one, and the .eml files it wrote: one file per mail
+    recorded (a mail sent again after a crash has the same Message-ID, so
+    the same file)."""
+    owed, recorded = mails_owed(state), state["mails"]
+    files = set()
+    for path in Path(directory).glob("*.eml"):
+        with path.open("rb") as message:
+            files.add(BytesParser(policy=email.policy.default).parse(
+                message, headersonly=True)["Message-ID"])
+    by_kind = Counter(kind for kind, _ in recorded)
+    return {
+        "match": owed == recorded and files == set(state["mail_message_ids"]),
+        "sent_by_kind": dict(by_kind),
+        "files": len(files),
+        "owed_but_not_sent": len(owed - recorded),
+        "sent_but_not_owed": len(recorded - owed),
+        "files_not_recorded": len(files - set(state["mail_message_ids"])),
     }
 
 
@@ -531,6 +574,11 @@ def read_state(engines):
                  for row in connection.execute(
                      text("SELECT product_id, on_hand, reserved FROM stock"))}
         unsent += connection.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+    sent = []
+    if "notifications" in engines:
+        with engines["notifications"].connect() as connection:
+            sent = connection.execute(text(
+                "SELECT kind, about_id, message_id FROM mails WHERE sent_at IS NOT NULL")).all()
     return {
         "orders": orders,
         "orders_placed_by_a_key": placed_by_a_key,
@@ -540,6 +588,9 @@ def read_state(engines):
         "reserved": {pid: row["reserved"] for pid, row in stock.items() if row["reserved"]},
         "stock": stock,
         "unsent_events": unsent,
+        # the welcomes are about users, not orders
+        "mails": {(kind, about_id) for kind, about_id, _ in sent if kind != "welcome"},
+        "mail_message_ids": [message_id for _, _, message_id in sent],
     }
 
 
@@ -566,6 +617,13 @@ def print_report(title, report):
     print(f"  reserved = awaiting payment "
           f"{'yes' if not report['reserved_mismatch'] else report['reserved_mismatch']}")
     print(f"  dead letters               {report['dead_letters']}")
+    if report["mails"] is not None:
+        mails = report["mails"]
+        print(f"  mails sent, by kind        {mails['sent_by_kind']} "
+              f"({mails['files']} .eml files)")
+        print(f"  mails owed but not sent    {mails['owed_but_not_sent']}, "
+              f"sent but not owed {mails['sent_but_not_owed']}, "
+              f"files not recorded {mails['files_not_recorded']}")
     print(f"  time to settle             {report['settle_seconds']} s")
     print(f"  services that crashed      {', '.join(report['crashed_services']) or 'none'}")
     for instance, handled in report.get("handled_per_instance", {}).items():
