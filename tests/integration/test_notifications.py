@@ -219,3 +219,25 @@ def test_without_an_smtp_host_mails_are_written_as_eml_files(
     parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert parsed["To"] == "hugo@example.com"
     assert parsed["Subject"] == "Welcome to the shop, hugo"
+
+
+def test_a_mail_dead_lettered_while_the_server_was_down_is_sent_once_by_a_replay(
+        rabbit_config, mail_config, container_factory, smtp_server, publish, mails):
+    mail_config["EVENT_RETRY"] = {"MAX_ATTEMPTS": 2, "FIRST_DELAY_MS": 100}
+    container = container_factory(NotificationsService, mail_config)
+    container.start()
+    publish("user_registered", user(13, "jane", "jane@example.com"))
+    with DeadLetterQueue(rabbit_config["AMQP_URI"]) as queue:
+        [dead] = wait_for_dead_letters(queue)
+    assert "ConnectionRefusedError" in dead.reason and dead.attempts == 2
+    assert smtp_server.messages() == []
+
+    smtp_server.start()
+    # what make dlq-replay does, once the server is back
+    with handled(container), DeadLetterQueue(rabbit_config["AMQP_URI"]) as queue:
+        assert [letter.id for letter in queue.replay()] == [dead.id]
+
+    [mail] = smtp_server.messages()
+    assert mail["X-RcptTo"] == "jane@example.com"
+    [record] = mails()
+    assert record.sent_at is not None and record.attempts == 3
