@@ -206,6 +206,14 @@ class Stack:
         # what each instance runs: this checkout, unless told otherwise
         self.release = release or THIS_CHECKOUT
         self.releases = {}
+        # once stop_all has begun, nothing starts (a harness thread restarting
+        # a service as the harness stops would leave it running)
+        self.lock = threading.Lock()
+        self.stopped = False
+        # a harness stopped by SIGTERM (kill, timeout) leaves through the
+        # ``finally`` that stops its services, as on Ctrl-C, instead of
+        # leaving them running with their ports taken
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     def instance_names(self, name):
         count = self.instances[name]
@@ -232,11 +240,14 @@ class Stack:
         or the stack's release)."""
         service = instance.split("-")[0]
         release = self.releases[instance] = release or self.releases.get(instance, self.release)
-        log = open(self.out / f"{instance}.log", "a")  # a restart appends
-        self.processes[instance] = subprocess.Popen(
-            release.nameko_run(service), cwd=release.root,
-            env=self.instance_env(instance),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with self.lock:
+            if self.stopped:
+                return
+            log = open(self.out / f"{instance}.log", "a")  # a restart appends
+            self.processes[instance] = subprocess.Popen(
+                release.nameko_run(service), cwd=release.root,
+                env=self.instance_env(instance),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
         """Every instance of every service the stack's release holds (an
@@ -262,6 +273,8 @@ class Stack:
         self.processes[name].wait()
 
     def stop_all(self):
+        with self.lock:
+            self.stopped = True
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -356,10 +369,22 @@ class Shop:
                                 json={"name": f"Chaos product {number}", "price": "1.50"})
             created.raise_for_status()
             product_id = created.json()["id"]
-            self.call("POST", f"/inventory/{product_id}", admin,
-                      json={"quantity": INITIAL_STOCK}).raise_for_status()
+            self.stock_new_product(admin, product_id)
             product_ids.append(product_id)
         return product_ids
+
+    def stock_new_product(self, admin, product_id, timeout=15):
+        """Put INITIAL_STOCK units of a product just created in stock. Inventory
+        creates its stock record when it hears product_created: until then it
+        answers 404 (an older release most of all, which is slower to hear)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.call("POST", f"/inventory/{product_id}", admin,
+                                 json={"quantity": INITIAL_STOCK})
+            if response.status_code != 404 or time.monotonic() > deadline:
+                response.raise_for_status()
+                return
+            time.sleep(0.1)
 
     def storm(self, product_ids, users, duration, restock_every=None):
         """``users`` customers for ``duration`` seconds (or until ``deadline``
