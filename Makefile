@@ -11,7 +11,7 @@ TEST_DATABASES := shop_test_users shop_test_products shop_test_orders shop_test_
 # the nameko command imports pkg_resources and eventlet, which warn on every start
 export PYTHONWARNINGS = ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands
 
-.PHONY: install run shell migrate demo-data contracts release dlq dlq-replay migrate-queues prometheus chaos cluster-test scale-test upgrade-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
+.PHONY: install run shell migrate demo-data contracts release dlq dlq-replay migrate-queues prometheus chaos cluster-test db-failover-test scale-test upgrade-test validate-deploy fuzz bench bench-quick test test-postgres test-databases clean
 
 install: $(INSTALLED)
 
@@ -70,6 +70,12 @@ prometheus:
 # move them (and their messages) to quorum queues
 migrate-queues: install
 	$(BIN)/python -m tools.queues migrate
+
+# The crash test on a PostgreSQL cluster run by Patroni (apt install patroni etcd-server):
+# three nodes under var/failover/patroni/, the primary killed during an order storm.
+# FAILOVER_ARGS="--users 8 --duration 40": python -m tools.harness.db_failover --help
+db-failover-test: install
+	$(BIN)/python -m tools.harness.db_failover $(FAILOVER_ARGS)
 
 # The crash test on a 3-node RabbitMQ cluster started under var/rabbitmq-cluster/, a node
 # killed mid-storm. CLUSTER_ARGS="--database postgresql --users 8 --duration 40"

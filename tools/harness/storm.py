@@ -96,12 +96,12 @@ LOCAL_BROKER = BrokerNodes()
 
 
 def run_test(title, run, args, instances=None, during_storm=None, after_settling=None,
-             broker=LOCAL_BROKER):
+             broker=LOCAL_BROKER, postgres=None, restock_every=None):
     """Start the shop, set up the catalogue, run the storm (``during_storm(stack,
     duration)`` in a thread beside it), wait for it to settle, check; then
     stop the shop, write var/<run>/report.json, print it and exit 0 or 1.
     ``after_settling(stack, report)`` adds its own figures and checks."""
-    env = prepare(run, args, broker)
+    env = prepare(run, args, broker, postgres=postgres)
     stack = Stack(run, env, instances, broker)
     try:
         stack.start_all()
@@ -113,7 +113,7 @@ def run_test(title, run, args, instances=None, during_storm=None, after_settling
             target=during_storm or (lambda stack, duration: None),
             args=(stack, args.duration), daemon=True)
         beside.start()
-        storm = shop.storm(product_ids, args.users, args.duration)
+        storm = shop.storm(product_ids, args.users, args.duration, restock_every=restock_every)
         beside.join()
         report = settle_and_check(env, storm, product_ids)
         if after_settling:
@@ -136,9 +136,19 @@ def add_arguments(parser, users, duration):
                         help="the gateway's port (a second gateway takes the next one)")
 
 
-def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True):
+class LocalPostgres:
+    """The PostgreSQL server at PG_URI (the system's, on 5432)."""
+
+    def uri(self, database):
+        return f"{PG_URI}/{database}"
+
+
+def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True, postgres=None):
     """Fresh databases (migrated, unless ``migrate_databases`` is false) and
-    a fresh vhost for ``run``; the environment every service gets."""
+    a fresh vhost for ``run``; the environment every service gets. On
+    PostgreSQL, the databases are ``postgres``'s (anything with ``uri(database)``,
+    such as tools.harness.patroni's cluster), the local server's by default."""
+    postgres = postgres or LocalPostgres()
     out = ROOT / "var" / run
     out.mkdir(parents=True, exist_ok=True)
     vhost = f"shop-{run}"
@@ -147,8 +157,8 @@ def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True):
     uris = {}
     for name in DOMAIN_SERVICES:
         if args.database == "postgresql":
-            uris[name] = f"{PG_URI}/shop_{run}_{name}"
-            ensure_pg_database(f"shop_{run}_{name}")
+            uris[name] = postgres.uri(f"shop_{run}_{name}")
+            ensure_pg_database(postgres, f"shop_{run}_{name}")
             engine = create_db_engine(uris[name])
             with engine.begin() as connection:
                 connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
@@ -180,8 +190,8 @@ def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True):
     }
 
 
-def ensure_pg_database(name):
-    engine = create_db_engine(f"{PG_URI}/postgres").execution_options(
+def ensure_pg_database(postgres, name):
+    engine = create_db_engine(postgres.uri("postgres")).execution_options(
         isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         exists = connection.scalar(
