@@ -19,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psycopg2
 import requests
 import yaml
 
@@ -55,6 +56,21 @@ class PatroniCluster:
         hosts = "&".join(f"host=127.0.0.1:{self.pg_port(node)}" for node in NODES)
         return (f"postgresql://postgres@/{database}?{hosts}"
                 "&target_session_attrs=read-write&connect_timeout=3")
+
+    def database_created(self, database, timeout=30):
+        """Returns once every node has ``database``. libpq tries the next host
+        when one refuses connections or takes no writes, but not when a host
+        answers that the database does not exist (a standby that has not yet
+        replayed its creation): it fails the connection there."""
+        def everywhere():
+            for node in NODES:
+                try:
+                    psycopg2.connect(host="127.0.0.1", port=self.pg_port(node), user="postgres",
+                                     dbname=database, connect_timeout=3).close()
+                except psycopg2.OperationalError:
+                    return False
+            return True
+        self.wait(everywhere, timeout, f"every node to have the database {database}")
 
     def start(self, timeout=90):
         """etcd, then the three nodes; returns once there is a leader, a

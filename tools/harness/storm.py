@@ -142,12 +142,17 @@ class LocalPostgres:
     def uri(self, database):
         return f"{PG_URI}/{database}"
 
+    def database_created(self, database):
+        """Returns once ``database`` may be connected to (a cluster waits for
+        its standbys)."""
+
 
 def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True, postgres=None):
     """Fresh databases (migrated, unless ``migrate_databases`` is false) and
     a fresh vhost for ``run``; the environment every service gets. On
-    PostgreSQL, the databases are ``postgres``'s (anything with ``uri(database)``,
-    such as tools.harness.patroni's cluster), the local server's by default."""
+    PostgreSQL, the databases are ``postgres``'s (anything with ``uri(database)``
+    and ``database_created(database)``, such as tools.harness.patroni's
+    cluster), the local server's by default."""
     postgres = postgres or LocalPostgres()
     out = ROOT / "var" / run
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +164,7 @@ def prepare(run, args, broker=LOCAL_BROKER, migrate_databases=True, postgres=Non
         if args.database == "postgresql":
             uris[name] = postgres.uri(f"shop_{run}_{name}")
             ensure_pg_database(postgres, f"shop_{run}_{name}")
+            postgres.database_created(f"shop_{run}_{name}")
             engine = create_db_engine(uris[name])
             with engine.begin() as connection:
                 connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
