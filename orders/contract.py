@@ -4,8 +4,8 @@ from common.contracts import PING, Contract, Event, Method, arguments, page_of
 from common.schemas import id_field
 from orders.schemas import (
     ListAllOrdersSchema, ListOrdersSchema, OrderCancelledSchema, OrderPaidSchema,
-    OrderRejectedSchema, OrderSchema, OrdersExpiredSchema, PlaceOrderSchema, StockReservationRequestedSchema,
-    idempotency_key_field)
+    OrderRejectedSchema, OrderSchema, OrdersExpiredSchema, PlaceOrderSchema,
+    StockReservationRequestedSchema, idempotency_key_field)
 
 
 class PlaceOrderArguments(PlaceOrderSchema):

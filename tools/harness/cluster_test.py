@@ -12,15 +12,13 @@ long the shop took to answer again. The cluster is torn down at the end,
 also on failure, Ctrl-C or SIGTERM.
 """
 import argparse
-import signal
-import threading
 import time
 from collections import Counter
 
 import requests
 
 from tools.harness.cluster import Cluster
-from tools.harness.storm import add_arguments, run_test
+from tools.harness.storm import add_arguments, run_test, stop_on_sigterm, time_until_answering
 from tools.launch import SERVICES
 
 RUN = "cluster"
@@ -31,7 +29,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, users=16, duration=60)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, stop)
+    stop_on_sigterm()  # the finally below stops the cluster
     cluster = Cluster()
     try:
         print("starting a RabbitMQ cluster of 3 nodes under var/rabbitmq-cluster/...", flush=True)
@@ -42,10 +40,6 @@ def main(argv=None):
     finally:
         print("stopping the RabbitMQ cluster", flush=True)
         cluster.down()
-
-
-def stop(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 class Failover:
@@ -62,7 +56,7 @@ class Failover:
         note(f"connections per node: {dict(per_node)}; SIGKILL {self.cluster.node_name(busiest)}")
         killed_at = time.monotonic()
         self.cluster.kill_node(busiest)
-        answered = self.time_until_answering(stack, killed_at)
+        answered = time_until_answering(stack, killed_at)
         note(f"the shop answers again {answered:.1f} s after the kill" if answered is not None
              else "the shop did not answer again within 60 s")
         time.sleep(max(0.0, started + duration * 0.65 - time.monotonic()))
@@ -79,35 +73,6 @@ class Failover:
         connections = requests.get(f"{self.cluster.broker.management_api()}/connections",
                                    params={"columns": "node"}, timeout=10).json()
         return Counter(connection["node"] for connection in connections)
-
-    @staticmethod
-    def time_until_answering(stack, since, timeout=60):
-        """Seconds from ``since`` until every gateway's readiness check (an
-        RPC ping of every domain service) answers 200 again."""
-        ready = set()
-
-        def probe(url):
-            answer = "no answer"
-            while time.monotonic() - since < timeout:
-                try:
-                    response = requests.get(f"{url}/health/ready", timeout=5)
-                    if response.status_code == 200:
-                        ready.add(url)
-                        return
-                    answer = response.json().get("services", response.text)
-                except requests.RequestException as exc:
-                    answer = repr(exc)
-                time.sleep(0.2)
-            note(f"{url} not ready after {timeout} s: {answer}")
-
-        probes = [threading.Thread(target=probe, args=(url,)) for url in stack.gateway_urls()]
-        for thread in probes:
-            thread.start()
-        for thread in probes:
-            thread.join()
-        if len(ready) < len(probes):
-            return None
-        return time.monotonic() - since
 
     def report(self, stack, report):
         report["failover"] = self.figures

@@ -16,12 +16,13 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import psycopg2
 import requests
 import yaml
+
+from tools.harness.storm import wait
 
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 23790, 23800
 FIRST_PG_PORT, FIRST_API_PORT = 5441, 8011
@@ -41,7 +42,6 @@ class PatroniCluster:
         self.processes = {}
         self.log_files = []
         owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-        self.user = owner.pw_name if owner else None
         self.uid_gid = (owner.pw_uid, owner.pw_gid) if owner else None
 
     def pg_port(self, node):
@@ -70,7 +70,7 @@ class PatroniCluster:
                 except psycopg2.OperationalError:
                     return False
             return True
-        self.wait(everywhere, timeout, f"every node to have the database {database}")
+        wait(everywhere, timeout, f"every node to have the database {database}")
 
     def start(self, timeout=90):
         """etcd, then the three nodes; returns once there is a leader, a
@@ -87,7 +87,7 @@ class PatroniCluster:
         for node in NODES:
             self._write_config(node)
             self.start_node(node)
-        self.wait(lambda: self.roles() is not None and sorted(self.roles().values()) == [
+        wait(lambda: self.roles() is not None and sorted(self.roles().values()) == [
             "leader", "replica", "sync_standby"] and self.all_streaming(), timeout,
             "a leader, a synchronous standby and a replica")
 
@@ -148,14 +148,6 @@ class PatroniCluster:
                     pass
         for log in self.log_files:
             log.close()
-
-    @staticmethod
-    def wait(condition, timeout, what):
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.5)
 
     def _postmaster_pid(self, node):
         pid_file = self.directory / node / "data" / "postmaster.pid"

@@ -226,10 +226,7 @@ class Stack:
         # a service as the harness stops would leave it running)
         self.lock = threading.Lock()
         self.stopped = False
-        # a harness stopped by SIGTERM (kill, timeout) leaves through the
-        # ``finally`` that stops its services, as on Ctrl-C, instead of
-        # leaving them running with their ports taken
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        stop_on_sigterm()
 
     def instance_names(self, name):
         count = self.instances[name]
@@ -675,6 +672,43 @@ def print_report(title, report):
     print(f"  server errors but 503      {report['server_errors_but_503'] or 'none'}")
     failed = [name for name, ok in report["checks"].items() if not ok]
     print("PASSED" if not failed else f"FAILED: {', '.join(failed)}")
+
+
+def stop_on_sigterm():
+    """A harness stopped by SIGTERM (kill, timeout) leaves through the
+    ``finally`` that stops what it started, as on Ctrl-C, instead of leaving
+    it running with its ports taken."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def time_until_answering(stack, since, timeout=60):
+    """Seconds from ``since`` until every gateway's readiness check (an RPC
+    ping of every domain service) answers 200 again; None if one did not
+    within ``timeout``."""
+    ready = set()
+
+    def probe(url):
+        answer = "no answer"
+        while time.monotonic() - since < timeout:
+            try:
+                response = requests.get(f"{url}/health/ready", timeout=5)
+                if response.status_code == 200:
+                    ready.add(url)
+                    return
+                answer = response.json().get("services", response.text)
+            except requests.RequestException as exc:
+                answer = repr(exc)
+            time.sleep(0.2)
+        print(f"  {url} not ready after {timeout} s: {answer}", flush=True)
+
+    probes = [threading.Thread(target=probe, args=(url,)) for url in stack.gateway_urls()]
+    for thread in probes:
+        thread.start()
+    for thread in probes:
+        thread.join()
+    if len(ready) < len(probes):
+        return None
+    return time.monotonic() - since
 
 
 def get_status(url):
