@@ -12,13 +12,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from nameko_sqlalchemy.database import DatabaseWrapper
 from sqlalchemy import inspect, text
 
 from common.config import load_config
 from common.messaging.outbox import OutboxWriter
 from common.schemas import schema_of
-from common.data.db import create_db_engine, session_factory
+from common.data.db import WorkerDatabase, create_db_engine, session_factory
 from common.data.migrations import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +130,7 @@ def db(db_uris, database_engines):
     wrappers = []
 
     def make(service_name):
-        wrapper = DatabaseWrapper(session_factory(database_engines[service_name]))
+        wrapper = WorkerDatabase(session_factory(database_engines[service_name]))
         wrappers.append(wrapper)
         return wrapper
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import nameko_sqlalchemy
 from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
-from nameko_sqlalchemy.database import Session
+from nameko_sqlalchemy.database import DatabaseWrapper, Session
 from sqlalchemy import BigInteger, DateTime, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -56,8 +56,10 @@ def create_db_engine(uri, workers=5):
             url, pool_size=1, max_overflow=0, pool_timeout=30,
             connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "commit", _note_commit_sent)
         return engine
     engine = create_engine(url, pool_size=workers + 1, max_overflow=5)
+    event.listen(engine, "commit", _note_commit_sent)
     event.listen(engine, "connect", _note_checkin)
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
@@ -92,6 +94,28 @@ def _ping_if_idle(dbapi_connection, connection_record, connection_proxy):
         raise DisconnectionError(f"an idle connection is gone: {exc}") from exc
 
 
+# Where a connection's transaction belongs: the ``info`` of the session
+# that began it, for _note_commit_sent.
+SESSION_INFO = "shop.session_info"
+COMMIT_SENT = "shop.commit_sent"
+
+
+def _note_session(session, transaction, connection):
+    connection.info[SESSION_INFO] = session.info
+
+
+def _note_commit_sent(connection):
+    """Marks the session whose COMMIT is about to be sent: from here on,
+    whether its transaction committed is not known if the connection fails.
+    (A statement run in the AUTOCOMMIT isolation level commits by itself;
+    such a connection carries reads only, see :func:`read_alone`.)"""
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    session_info = connection.info.get(SESSION_INFO)
+    if session_info is not None:
+        session_info[COMMIT_SENT] = True
+
+
 def is_database_unavailable(exc):
     """Whether ``exc`` says the database cannot be reached (down, restarting,
     connection dropped), rather than that a statement was wrong."""
@@ -109,7 +133,9 @@ def deferred(statement):
 
 def read_alone(session):
     """Have ``session`` run each statement as a transaction of its own: for
-    a worker that writes nothing and reads in one statement (one snapshot),
+    a worker that writes nothing (a statement that wrote would commit by
+    itself, and a worker retried after a lost connection would write it
+    twice) and reads in one statement (one snapshot),
     which then ends with no ``ROLLBACK`` to send, a round trip fewer on
     PostgreSQL. Call it before the session's first statement."""
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -155,7 +181,32 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
 
 def session_factory(engine):
     # objects stay readable after commit, so a worker can dump what it saved
-    return sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+    event.listen(factory, "after_begin", _note_session)
+    return factory
+
+
+class WorkerDatabase(DatabaseWrapper):
+    """What a worker's ``self.db`` is: nameko-sqlalchemy's wrapper, which
+    also tells whether the worker may be run again after the database
+    failed it."""
+
+    def sessions(self):
+        return [session for session in (self._worker_session, *self._context_sessions)
+                if session is not None]
+
+    def nothing_committed(self):
+        """Whether no session of this worker has sent a COMMIT, so the
+        database holds none of its work: a connection lost before that
+        rolled its transaction back."""
+        return not any(session.info.get(COMMIT_SENT) for session in self.sessions())
+
+    def start_over(self):
+        """Closes every session (their connections go back to the pool, a
+        broken one replaced); the next use of ``session`` opens a new one."""
+        self.close()
+        self._worker_session = None
+        self._context_sessions = []
 
 
 class Database(nameko_sqlalchemy.Database):
@@ -170,6 +221,11 @@ class Database(nameko_sqlalchemy.Database):
         self.engine = create_db_engine(self.db_uri, self.container.config.get(
             MAX_WORKERS_CONFIG_KEY, DEFAULT_MAX_WORKERS))
         self.Session = session_factory(self.engine)
+
+    def get_dependency(self, worker_ctx):
+        database = WorkerDatabase(self.Session)
+        self.dbs[worker_ctx] = database
+        return database
 
     def worker_teardown(self, worker_ctx):
         # A connection that dropped while the session closes would raise here,

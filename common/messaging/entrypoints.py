@@ -1,5 +1,8 @@
 """Entrypoints the shop adds to nameko's."""
 import logging
+import sys
+
+import eventlet
 
 from kombu.entity import TRANSIENT_DELIVERY_MODE
 from nameko.constants import (
@@ -11,7 +14,7 @@ from nameko.timer import Timer
 from sqlalchemy import text
 
 from common.build import build_info
-from common.data.db import is_database_unavailable
+from common.data.db import Database, is_database_unavailable
 from common.errors import ServiceUnavailable, ShopError
 from common.messaging.consumers import BROKER_ERRORS, ShopQueueConsumer
 from common.messaging.publisher import PooledPublisher
@@ -70,9 +73,19 @@ class ShopRpcConsumer(RpcConsumer):
         return result, exc_info
 
 
+# Pauses before running again a worker that the database failed before it
+# committed anything: a connection the database dropped (a restart, a
+# failover that is over) is replaced at once, and the caller, waiting at
+# most RPC.TIMEOUT_SECONDS, sees nothing. A database still down after them
+# is answered ServiceUnavailable.
+DATABASE_RETRY_DELAYS = (0.1, 0.5)
+
+
 class ShopRpc(NamekoContextHeaders, Rpc):
     """nameko's RPC entrypoint, replying without a confirm (ReplyPublisher),
-    answering ServiceUnavailable when the database cannot be reached, and
+    running a worker again when the database failed it before it sent a
+    COMMIT, answering ServiceUnavailable when the database cannot be
+    reached or when whether the work committed is not known, and
     surviving a broker that goes away while the reply is sent: nameko
     would kill the whole service. The caller times out instead; the request,
     never acked, is delivered again once the broker is back, unless it
@@ -81,6 +94,7 @@ class ShopRpc(NamekoContextHeaders, Rpc):
     rpc_consumer = ShopRpcConsumer()
 
     def handle_result(self, message, worker_ctx, result, exc_info):
+        result, exc_info = self.retry_after_database_failure(worker_ctx, result, exc_info)
         if exc_info is not None and is_database_unavailable(exc_info[1]):
             # the caller may try again shortly (503 with Retry-After at the
             # gateway), where the database error itself would be a 500
@@ -94,6 +108,29 @@ class ShopRpc(NamekoContextHeaders, Rpc):
             log.warning("the reply of %s was not sent, the broker is unreachable: %s",
                         worker_ctx.call_id, exc)
             return result, exc_info
+
+    def retry_after_database_failure(self, worker_ctx, result, exc_info):
+        """Runs the worker's method again, in the same worker (a new one
+        would wait for a free worker while holding this one), while the
+        database failed it before any of its sessions sent a COMMIT: the
+        database rolled back whatever it had done."""
+        databases = [provider.dbs[worker_ctx] for provider in self.container.dependencies
+                     if isinstance(provider, Database) and worker_ctx in provider.dbs]
+        for delay in DATABASE_RETRY_DELAYS:
+            if exc_info is None or not is_database_unavailable(exc_info[1]) \
+                    or not all(database.nothing_committed() for database in databases):
+                break
+            log.warning("the database failed %s before it committed (%s); running it again "
+                        "in %s s", worker_ctx, exc_info[1].__class__.__name__, delay)
+            for database in databases:
+                database.start_over()
+            eventlet.sleep(delay)
+            method = getattr(worker_ctx.service, self.method_name)
+            try:
+                result, exc_info = method(*worker_ctx.args, **worker_ctx.kwargs), None
+            except Exception:
+                result, exc_info = None, sys.exc_info()
+        return result, exc_info
 
 
 def rpc(method):

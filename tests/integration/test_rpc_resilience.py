@@ -185,6 +185,8 @@ def test_a_service_whose_database_is_down_answers_503_with_retry_after(
     # every statement fails to connect
     config["DB_URIS"] = {**config["DB_URIS"],
                          "products": f"sqlite:///{tmp_path}/no-such-directory/products.db"}
+    # time for the service to try twice more before it answers
+    config["RPC"]["TIMEOUT_SECONDS"] = 3
     runner_factory(config, GatewayService, ProductsService).start()
     for _ in range(3):  # an answer, not a failure: the breaker stays closed
         response, _ = get_product()
