@@ -40,7 +40,7 @@ def main(argv=None):
     run_test("Crash test", "chaos", parser.parse_args(argv), during_storm=havoc)
 
 
-def havoc(stack, duration):
+def havoc(stack, duration, shop):
     """Kill inventory, orders, products and notifications in turn, restart each 3 s
     later, then stop PostgreSQL for 3 s (when the shop runs on it), then
     restart RabbitMQ, spread over the storm."""

@@ -18,7 +18,8 @@ from collections import Counter
 import requests
 
 from tools.harness.cluster import Cluster
-from tools.harness.storm import add_arguments, run_test, stop_on_sigterm, time_until_answering
+from tools.harness.storm import (
+    add_arguments, run_test, server_errors_but_503, stop_on_sigterm, time_until_answering)
 from tools.launch import SERVICES
 
 RUN = "cluster"
@@ -46,17 +47,19 @@ class Failover:
     def __init__(self, cluster):
         self.cluster = cluster
         self.figures = {}
+        self.answers_during = None
 
-    def during_storm(self, stack, duration):
+    def during_storm(self, stack, duration, shop):
         started = time.monotonic()
         time.sleep(duration * 0.3)
         per_node = self.connections_per_node()
         busiest = max(self.cluster.numbers,
                       key=lambda n: per_node.get(self.cluster.node_name(n), 0))
         note(f"connections per node: {dict(per_node)}; SIGKILL {self.cluster.node_name(busiest)}")
-        killed_at = time.monotonic()
+        killed_at, answers_before = time.monotonic(), shop.answers()
         self.cluster.kill_node(busiest)
         answered = time_until_answering(stack, killed_at)
+        self.answers_during = shop.answers() - answers_before
         note(f"the shop answers again {answered:.1f} s after the kill" if answered is not None
              else "the shop did not answer again within 60 s")
         time.sleep(max(0.0, started + duration * 0.65 - time.monotonic()))
@@ -67,6 +70,7 @@ class Failover:
             "killed_node": self.cluster.node_name(busiest),
             "connections_by_node": dict(per_node),
             "answered_again_after_s": None if answered is None else round(answered, 1),
+            "http_answers_until_then": dict(self.answers_during),
         }
 
     def connections_per_node(self):
@@ -78,6 +82,8 @@ class Failover:
         report["failover"] = self.figures
         report["checks"]["the shop answered again"] = \
             self.figures.get("answered_again_after_s") is not None
+        report["checks"]["only 503 with Retry-After until it answered again"] = \
+            self.answers_during is not None and not server_errors_but_503(self.answers_during)
 
 
 def note(what):

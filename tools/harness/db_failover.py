@@ -25,7 +25,8 @@ import time
 
 from tools.harness.patroni import PatroniCluster, describe
 from tools.harness.storm import (
-    ROOT, add_arguments, run_test, stop_on_sigterm, time_until_answering, wait)
+    ROOT, add_arguments, run_test, server_errors_but_503, stop_on_sigterm, time_until_answering,
+    wait)
 
 RUN = "failover"
 INSTANCES = {"users": 2, "products": 2, "inventory": 2, "orders": 2, "notifications": 2,
@@ -59,8 +60,9 @@ class Failover:
         self.cluster = cluster
         self.figures = {}
         self.killed = None
+        self.answers_during = None
 
-    def during_storm(self, stack, duration):
+    def during_storm(self, stack, duration, shop):
         started = time.monotonic()
 
         def at(fraction):
@@ -69,7 +71,7 @@ class Failover:
         at(KILL_AT)
         self.killed = self.cluster.leader()
         note(f"SIGKILL the primary's node, {self.killed} (Patroni and postmaster)")
-        killed_at = time.monotonic()
+        killed_at, answers_before = time.monotonic(), shop.answers()
         self.cluster.kill(self.killed)
         wait(lambda: self.cluster.leader() not in (None, self.killed), 60, "a new primary")
         self.figures["new primary"] = self.cluster.leader()
@@ -78,6 +80,8 @@ class Failover:
         answered = time_until_answering(stack, killed_at)
         if answered is not None:
             self.figures["shop answered again after"] = f"{answered:.1f} s"
+        self.answers_during = shop.answers() - answers_before
+        self.figures["HTTP answers until then"] = dict(self.answers_during)
         at(RESTART_AT)
         note(f"start {self.killed} again")
         restarted_at = time.monotonic()
@@ -100,6 +104,8 @@ class Failover:
         report["failover"] = self.figures
         report["checks"]["a standby was promoted"] = "new primary" in self.figures
         report["checks"]["the shop answered again"] = "shop answered again after" in self.figures
+        report["checks"]["only 503 with Retry-After until it answered again"] = \
+            self.answers_during is not None and not server_errors_but_503(self.answers_during)
         report["checks"]["the old primary rejoined as a standby"] = \
             "old primary rejoined after" in self.figures
 

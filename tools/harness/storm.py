@@ -98,7 +98,7 @@ LOCAL_BROKER = BrokerNodes()
 def run_test(title, run, args, instances=None, during_storm=None, after_settling=None,
              broker=LOCAL_BROKER, postgres=None, restock_every=None):
     """Start the shop, set up the catalogue, run the storm (``during_storm(stack,
-    duration)`` in a thread beside it), wait for it to settle, check; then
+    duration, shop)`` in a thread beside it), wait for it to settle, check; then
     stop the shop, write var/<run>/report.json, print it and exit 0 or 1.
     ``after_settling(stack, report)`` adds its own figures and checks."""
     env = prepare(run, args, broker, postgres=postgres)
@@ -110,8 +110,8 @@ def run_test(title, run, args, instances=None, during_storm=None, after_settling
         print(f"storm: {args.users} customers for {args.duration:g} s on "
               f"{', '.join(sorted(stack.processes))}", flush=True)
         beside = threading.Thread(
-            target=during_storm or (lambda stack, duration: None),
-            args=(stack, args.duration), daemon=True)
+            target=during_storm or (lambda stack, duration, shop: None),
+            args=(stack, args.duration, shop), daemon=True)
         beside.start()
         storm = shop.storm(product_ids, args.users, args.duration, restock_every=restock_every)
         beside.join()
@@ -345,6 +345,12 @@ class Shop:
             self.statuses[status] += 1
         return response
 
+    def answers(self):
+        """How many answers of each status (or "no answer") so far: the
+        answers of a window are ``shop.answers() - answers_at_its_start``."""
+        with self.lock:
+            return Counter(self.statuses)
+
     def _unanswered(self):
         with self.lock:
             self.statuses["no answer"] += 1
@@ -519,11 +525,7 @@ def settle_and_check(env, storm, product_ids, count_duplicates=True, count_mails
                    != INITIAL_STOCK + restocked.get(pid, 0)}
     mismatched = {pid: (row["reserved"], state["awaiting"].get(pid, 0))
                   for pid, row in stock.items() if row["reserved"] != state["awaiting"].get(pid, 0)}
-    # a client may be told to come back later (503 with Retry-After) while
-    # a service, the broker or the database is away; any other server
-    # error, or no answer at all, is a failure
-    server_errors = {str(status): count for status, count in storm["statuses"].items()
-                     if not isinstance(status, int) or (status >= 500 and status != 503)}
+    server_errors = server_errors_but_503(storm["statuses"])
     duplicates = len(state["orders"]) - len(state["orders_placed_by_a_key"]) \
         if count_duplicates else None
     mails = check_mails(state, env["MAIL_DIRECTORY"]) if count_mails else None
@@ -630,6 +632,15 @@ def read_state(engines):
         "mails": {(kind, about_id) for kind, about_id, _ in sent if kind != "welcome"},
         "mail_message_ids": [message_id for _, _, message_id in sent],
     }
+
+
+def server_errors_but_503(statuses):
+    """The answers among ``statuses`` that fail a storm: a client may be told
+    to come back later (503 with Retry-After) while a service, the broker
+    or the database is away; any other server error, or no answer at all,
+    is a failure."""
+    return {str(status): count for status, count in statuses.items()
+            if not isinstance(status, int) or (status >= 500 and status != 503)}
 
 
 def print_report(title, report):
