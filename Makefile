@@ -115,12 +115,20 @@ $(BENCH_VENV)/.installed: tools/harness/bench-requirements.txt
 # Checks docker-compose.yml (docker-compose config: no Docker engine needed)
 # and the Kubernetes manifests against the Kubernetes schemas, offline.
 DEPLOY_VENV := .venv-deploy
-validate-deploy: $(DEPLOY_VENV)/.installed
+CNPG_SCHEMAS := deploy/cnpg/node_modules/.installed
+# k8s/postgres.yaml holds CloudNativePG's resources, which kubernetes-validate has no schema for
+validate-deploy: $(DEPLOY_VENV)/.installed $(CNPG_SCHEMAS)
 	JWT_SECRET=validation-only-secret-0123456789abcdef RABBITMQ_ERLANG_COOKIE=validation-only-cookie \
 		GRAFANA_ADMIN_PASSWORD=validation-only-password \
-		docker-compose config --quiet
-	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet k8s/*.yaml
-	@echo "docker-compose.yml and k8s/ are valid"
+		sh -c 'docker-compose config --quiet && \
+			docker-compose -f docker-compose.yml -f docker-compose.patroni.yml config --quiet'
+	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet $(filter-out k8s/postgres.yaml,$(wildcard k8s/*.yaml))
+	node deploy/cnpg/validate.mjs k8s/postgres.yaml
+	@echo "docker-compose.yml, docker-compose.patroni.yml and k8s/ are valid"
+
+$(CNPG_SCHEMAS): deploy/cnpg/package.json deploy/cnpg/package-lock.json
+	cd deploy/cnpg && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(DEPLOY_VENV)/.installed: deploy/validate-requirements.txt
 	$(PYTHON) -m venv $(DEPLOY_VENV)
@@ -160,4 +168,4 @@ test-postgres: install
 	SHOP_TEST_DATABASE=postgresql $(NAMEKO_TEST) $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) $(FUZZ_VENV) $(BENCH_VENV) var
+	rm -rf $(VENV) $(DEPLOY_VENV) $(FUZZ_VENV) $(BENCH_VENV) deploy/cnpg/node_modules var

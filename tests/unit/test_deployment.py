@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from nameko.exceptions import ConfigurationError
+from sqlalchemy.engine import make_url
 
 from common.config import check_settings, load_config
 from common.web.json_http import FINISH_SECONDS
@@ -26,8 +27,8 @@ def plain_loader():
     return Loader
 
 
-def compose():
-    return yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=plain_loader())
+def compose(name="docker-compose.yml"):
+    return yaml.load((ROOT / name).read_text(), Loader=plain_loader())
 
 
 def k8s_documents():
@@ -159,3 +160,54 @@ def test_the_gateways_pod_waits_as_long_as_it_drains_and_has_time_to_finish():
     drain = float(k8s("ConfigMap", "shop-config")["data"]["SHUTDOWN_DRAIN_SECONDS"])
     assert sleep == "sleep" and float(seconds) == drain > 0
     assert pod["terminationGracePeriodSeconds"] >= float(seconds) + drain + FINISH_SECONDS
+
+
+def database_uri_parts(uri):
+    url = make_url(uri)
+    return url.username, url.password, url.host, url.database
+
+
+def test_kubernetes_runs_the_databases_on_a_three_instance_cluster_with_synchronous_commits():
+    cluster = k8s("Cluster", "shop-postgres")["spec"]
+    assert cluster["instances"] == 3
+    assert cluster["postgresql"]["synchronous"] == {
+        "method": "any", "number": 1, "dataDurability": "preferred"}
+    initdb = cluster["bootstrap"]["initdb"]
+    databases = {initdb["database"]: initdb["owner"]} | {
+        d["spec"]["name"]: d["spec"]["owner"] for d in k8s_documents()
+        if d["kind"] == "Database" and d["spec"]["cluster"]["name"] == "shop-postgres"}
+    owner = k8s("Secret", initdb["secret"]["name"])["stringData"]
+    secrets = k8s("Secret", "shop-secrets")["stringData"]
+    uris = {name: database_uri_parts(secrets[f"{name.upper()}_DB_URI"])
+            for name in SHOP_SERVICES if name != "gateway"}
+    # every service's database exists, owned by the role its URI logs in as,
+    # on the Service that follows the primary
+    assert databases == {database: owner["username"] for _, _, _, database in uris.values()}
+    assert {(user, password, host) for user, password, host, _ in uris.values()} == {
+        (owner["username"], owner["password"], "shop-postgres-rw.shop.svc")}
+
+
+def test_the_patroni_compose_file_runs_three_nodes_that_every_service_lists(monkeypatch):
+    base, patroni = compose()["services"], compose("docker-compose.patroni.yml")["services"]
+    nodes = ["postgres", "postgres-2", "postgres-3"]
+    for node in nodes:  # the base file's postgres is the first node
+        environment = patroni[node]["environment"]
+        assert patroni[node]["hostname"] == environment["PATRONI_NAME"] == node
+        assert environment["PATRONI_POSTGRESQL_CONNECT_ADDRESS"] == f"{node}:5432"
+        assert patroni[node]["build"] == {"context": "deploy", "dockerfile": "patroni/Dockerfile"}
+    node_config = yaml.safe_load((ROOT / "deploy" / "patroni" / "patroni.yml").read_text())
+    assert node_config["bootstrap"]["dcs"]["synchronous_mode"] is True
+    assert node_config["postgresql"]["authentication"]["superuser"]["username"] == "shop"
+    # the services' settings, once this file's URIs replace the base file's
+    for name in SHOP_SERVICES + ("migrate",):
+        environment = {
+            key: resolve_compose_variables(value, {"JWT_SECRET": "s" * 40})
+            for key, value in {**base[name]["environment"],
+                               **patroni[name]["environment"]}.items()}
+        config = config_with_environment(monkeypatch, environment)
+        check_settings(config)
+        for uri in config["DB_URIS"].values():
+            url = make_url(uri)
+            assert url.query["host"] == tuple(f"{node}:5432" for node in nodes)
+            assert url.query["target_session_attrs"] == "read-write"
+            assert url.username == "shop"

@@ -4,9 +4,11 @@ nodes, each on its own ports and data directory under ``directory``, apart
 from the system's PostgreSQL on 5432. Debian's ``patroni`` and
 ``etcd-server``; the PostgreSQL binaries are the system's.
 
-Patroni runs in synchronous mode: a commit returns once a second node has
-it, so losing the primary loses no commit the shop acknowledged, and
-Patroni promotes the synchronous standby. PostgreSQL refuses to run as root,
+The nodes share the cluster-wide settings docker compose deploys
+(deploy/patroni/patroni.yml), synchronous mode above all: a commit
+returns once a second node has it, so losing the primary loses no commit
+the shop acknowledged, and Patroni promotes the synchronous standby. Only
+the leader key is shorter here. PostgreSQL refuses to run as root,
 so Patroni and its PostgreSQL run as the ``postgres`` user when this runs as
 root.
 """
@@ -22,13 +24,17 @@ import psycopg2
 import requests
 import yaml
 
-from tools.harness.storm import wait
+from tools.harness.storm import ROOT, wait
 
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 23790, 23800
 FIRST_PG_PORT, FIRST_API_PORT = 5441, 8011
 NODES = ("node1", "node2", "node3")
-# the leader key's time to live: a node gone this long loses it
-TTL_SECONDS = 10
+# The cluster-wide settings docker compose deploys (synchronous mode and the
+# rest), with a shorter leader key, so that a failover takes 10 s here
+# rather than 20: a node gone for ttl seconds loses it.
+DEPLOYED_DCS = yaml.safe_load(
+    (ROOT / "deploy" / "patroni" / "patroni.yml").read_text())["bootstrap"]["dcs"]
+FAST_FAILOVER = {"ttl": 10, "loop_wait": 2, "retry_timeout": 4}
 
 
 def postgres_bin_dir():
@@ -175,10 +181,7 @@ class PatroniCluster:
             "restapi": {"listen": api, "connect_address": api},
             "etcd3": {"host": f"127.0.0.1:{ETCD_CLIENT_PORT}"},
             "bootstrap": {
-                "dcs": {"ttl": TTL_SECONDS, "loop_wait": 2, "retry_timeout": 5,
-                        "synchronous_mode": True,
-                        "postgresql": {"use_pg_rewind": True,
-                                       "parameters": {"wal_log_hints": "on"}}},
+                "dcs": {**DEPLOYED_DCS, **FAST_FAILOVER},
                 "initdb": [{"encoding": "UTF8"}, {"auth-host": "trust"},
                            {"auth-local": "trust"}],
                 "pg_hba": ["host replication all 127.0.0.1/32 trust",
@@ -192,8 +195,7 @@ class PatroniCluster:
                 "pgpass": str(home / "pgpass"),
                 "authentication": {"superuser": {"username": "postgres"},
                                    "replication": {"username": "postgres"}},
-                "parameters": {"unix_socket_directories": str(home),
-                               "max_connections": 200},
+                "parameters": {"unix_socket_directories": str(home)},
             },
             "tags": {"nofailover": False, "noloadbalance": False},
         }
