@@ -6,6 +6,7 @@ Databases: SQLite files by default; with SHOP_TEST_DATABASE=postgresql, the
 ``shop_test_<service>`` databases on SHOP_TEST_PG_URI (``make test-databases``
 creates them). Migrations run once per session, tables are emptied per test.
 """
+import contextlib
 import copy
 import os
 import socket
@@ -30,9 +31,17 @@ def pytest_report_header(config):
 
 
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count):
+    """``count`` distinct free ports: each is held until all are chosen, as
+    the kernel may hand a port just released to the next request for one."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 @pytest.fixture(autouse=True)

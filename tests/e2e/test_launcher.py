@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, free_ports
 from tests.e2e.conftest import Api
 from tests.helpers import wait_for
 from tests.smtp_server import SmtpServer
@@ -45,17 +45,19 @@ def shop_env(rabbit_config, tmp_path, marker):
     """The environment of a launcher on the test vhost, its own SQLite files
     and free ports; every process it starts carries ``marker``."""
     name, value = marker.split("=")
+    web_port, *metrics_ports = free_ports(1 + len(DOMAIN_SERVICES))
     return {
         **os.environ,
         "AMQP_URI": rabbit_config["AMQP_URI"],
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{web_port}",
         "USERS_DB_URI": f"sqlite:///{tmp_path}/users.db",
         "PRODUCTS_DB_URI": f"sqlite:///{tmp_path}/products.db",
         "ORDERS_DB_URI": f"sqlite:///{tmp_path}/orders.db",
         "INVENTORY_DB_URI": f"sqlite:///{tmp_path}/inventory.db",
         "NOTIFICATIONS_DB_URI": f"sqlite:///{tmp_path}/notifications.db",
         "MAIL_DIRECTORY": str(tmp_path / "mail"),
-        **{f"{service.upper()}_METRICS_PORT": str(free_port()) for service in DOMAIN_SERVICES},
+        **{f"{service.upper()}_METRICS_PORT": str(port)
+           for service, port in zip(DOMAIN_SERVICES, metrics_ports)},
         "SHOP_ADMIN_USERNAME": "admin",
         "SHOP_ADMIN_PASSWORD": "admin-password",
         name: value,
