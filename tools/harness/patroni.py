@@ -4,17 +4,20 @@ nodes, each on its own ports and data directory under ``directory``, apart
 from the system's PostgreSQL on 5432. Debian's ``patroni`` and
 ``etcd-server``; the PostgreSQL binaries are the system's.
 
-The nodes share the cluster-wide settings docker compose deploys
-(deploy/patroni/patroni.yml), synchronous mode above all: a commit
+Each node runs the configuration docker compose deploys
+(deploy/patroni/patroni.yml: password authentication, the shop's databases
+created by its post_bootstrap script, synchronous mode above all: a commit
 returns once a second node has it, so losing the primary loses no commit
-the shop acknowledged, and Patroni promotes the synchronous standby. Only
-the leader key is shorter here. PostgreSQL refuses to run as root,
+the shop acknowledged, and Patroni promotes the synchronous standby), with
+this machine's ports and directories and a shorter leader key. PostgreSQL
+refuses to run as root,
 so Patroni and its PostgreSQL run as the ``postgres`` user when this runs as
 root.
 """
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -29,12 +32,16 @@ from tools.harness.storm import ROOT, wait
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 23790, 23800
 FIRST_PG_PORT, FIRST_API_PORT = 5441, 8011
 NODES = ("node1", "node2", "node3")
-# The cluster-wide settings docker compose deploys (synchronous mode and the
-# rest), with a shorter leader key, so that a failover takes 10 s here
-# rather than 20: a node gone for ttl seconds loses it.
-DEPLOYED_DCS = yaml.safe_load(
-    (ROOT / "deploy" / "patroni" / "patroni.yml").read_text())["bootstrap"]["dcs"]
+# Each node runs the configuration docker compose deploys, with this
+# machine's ports, directories and PostgreSQL binaries, and a shorter leader
+# key, so that a failover takes 10 s here rather than 20: a node gone for ttl
+# seconds loses it.
+DEPLOYED = ROOT / "deploy" / "patroni"
 FAST_FAILOVER = {"ttl": 10, "loop_wait": 2, "retry_timeout": 4}
+# the role the shop logs in as (the superuser, as in compose) and its password
+USER, PASSWORD = "shop", "failover-test-password"
+# what the node that initialises the cluster runs, creating the shop's databases
+DATABASES_SQL = ROOT / "deploy" / "postgres-init.sql"
 
 
 def postgres_bin_dir():
@@ -60,7 +67,7 @@ class PatroniCluster:
         """The URI a service is given: every node, libpq picking the one
         that takes writes (``target_session_attrs=read-write``)."""
         hosts = "&".join(f"host=127.0.0.1:{self.pg_port(node)}" for node in NODES)
-        return (f"postgresql://postgres@/{database}?{hosts}"
+        return (f"postgresql://{USER}:{PASSWORD}@/{database}?{hosts}"
                 "&target_session_attrs=read-write&connect_timeout=3")
 
     def database_created(self, database, timeout=30):
@@ -71,8 +78,9 @@ class PatroniCluster:
         def everywhere():
             for node in NODES:
                 try:
-                    psycopg2.connect(host="127.0.0.1", port=self.pg_port(node), user="postgres",
-                                     dbname=database, connect_timeout=3).close()
+                    psycopg2.connect(host="127.0.0.1", port=self.pg_port(node), user=USER,
+                                     password=PASSWORD, dbname=database,
+                                     connect_timeout=3).close()
                 except psycopg2.OperationalError:
                     return False
             return True
@@ -96,9 +104,16 @@ class PatroniCluster:
         wait(lambda: self.roles() is not None and sorted(self.roles().values()) == [
             "leader", "replica", "sync_standby"] and self.all_streaming(), timeout,
             "a leader, a synchronous standby and a replica")
+        # the deployed post_bootstrap ran
+        for database in re.findall(r"CREATE DATABASE (\w+);", DATABASES_SQL.read_text()):
+            self.database_created(database)
 
     def start_node(self, node):
-        self._spawn(node, ["patroni", str(self.directory / node / "patroni.yml")])
+        # the passwords and the databases' script, as compose gives them
+        self._spawn(node, ["patroni", str(self.directory / node / "patroni.yml")], env={
+            **os.environ, "PATRONI_SUPERUSER_PASSWORD": PASSWORD,
+            "PATRONI_REPLICATION_PASSWORD": "failover-test-replication",
+            "SHOP_DATABASES_SQL": str(DATABASES_SQL)})
 
     def members(self):
         """Patroni's view of the cluster, from the first node that answers."""
@@ -162,43 +177,33 @@ class PatroniCluster:
         except (OSError, ValueError, IndexError):
             return None
 
-    def _spawn(self, name, command, as_postgres=True):
+    def _spawn(self, name, command, as_postgres=True, env=None):
         log = open(self.directory / f"{name}.log", "a")
         self.log_files.append(log)
         as_user = {"user": self.uid_gid[0], "group": self.uid_gid[1]} \
             if as_postgres and self.uid_gid else {}
         self.processes[name] = subprocess.Popen(
             command, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, **as_user)
+            start_new_session=True, env=env, **as_user)
 
     def _write_config(self, node):
         home = self.directory / node
         home.mkdir(mode=0o700)
         api = f"127.0.0.1:{FIRST_API_PORT + NODES.index(node)}"
         pg = f"127.0.0.1:{self.pg_port(node)}"
-        config = {
-            "scope": "shop", "name": node,
-            "restapi": {"listen": api, "connect_address": api},
-            "etcd3": {"host": f"127.0.0.1:{ETCD_CLIENT_PORT}"},
-            "bootstrap": {
-                "dcs": {**DEPLOYED_DCS, **FAST_FAILOVER},
-                "initdb": [{"encoding": "UTF8"}, {"auth-host": "trust"},
-                           {"auth-local": "trust"}],
-                "pg_hba": ["host replication all 127.0.0.1/32 trust",
-                           "host all all 127.0.0.1/32 trust",
-                           "local all all trust"],
-            },
-            "postgresql": {
-                "listen": pg, "connect_address": pg,
-                "data_dir": str(home / "data"),
-                "bin_dir": str(postgres_bin_dir()),
-                "pgpass": str(home / "pgpass"),
-                "authentication": {"superuser": {"username": "postgres"},
-                                   "replication": {"username": "postgres"}},
-                "parameters": {"unix_socket_directories": str(home)},
-            },
-            "tags": {"nofailover": False, "noloadbalance": False},
-        }
+        config = yaml.safe_load((DEPLOYED / "patroni.yml").read_text())
+        config["name"] = node
+        config["restapi"] = {"listen": api, "connect_address": api}
+        config["etcd3"] = {"host": f"127.0.0.1:{ETCD_CLIENT_PORT}"}
+        config["bootstrap"]["dcs"].update(FAST_FAILOVER)
+        config["bootstrap"]["post_bootstrap"] = str(DEPLOYED / "post-bootstrap.sh")
+        config["postgresql"].update({
+            "listen": pg, "connect_address": pg,
+            "data_dir": str(home / "data"),
+            "bin_dir": str(postgres_bin_dir()),
+            "pgpass": str(home / "pgpass"),
+            "parameters": {"unix_socket_directories": str(home)},
+        })
         (home / "patroni.yml").write_text(yaml.safe_dump(config))
         if self.uid_gid:
             for path in (self.directory, home, home / "patroni.yml"):
