@@ -56,13 +56,12 @@ def create_db_engine(uri, workers=5):
             url, pool_size=1, max_overflow=0, pool_timeout=30,
             connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "commit", _note_commit_sent)
-        return engine
-    engine = create_engine(url, pool_size=workers + 1, max_overflow=5)
+    else:
+        engine = create_engine(url, pool_size=workers + 1, max_overflow=5)
+        event.listen(engine, "connect", _note_checkin)
+        event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "commit", _note_commit_sent)
-    event.listen(engine, "connect", _note_checkin)
-    event.listen(engine, "checkin", _note_checkin)
-    event.listen(engine, "checkout", _ping_if_idle)
     return engine
 
 

@@ -76,8 +76,8 @@ class ShopRpcConsumer(RpcConsumer):
 # Pauses before running again a worker that the database failed before it
 # committed anything: a connection the database dropped (a restart, a
 # failover that is over) is replaced at once, and the caller, waiting at
-# most RPC.TIMEOUT_SECONDS, sees nothing. A database still down after them
-# is answered ServiceUnavailable.
+# most RPC.TIMEOUT_SECONDS, gets its answer a little later. A database
+# still down after them is answered ServiceUnavailable.
 DATABASE_RETRY_DELAYS = (0.1, 0.5)
 
 
@@ -114,6 +114,8 @@ class ShopRpc(NamekoContextHeaders, Rpc):
         would wait for a free worker while holding this one), while the
         database failed it before any of its sessions sent a COMMIT: the
         database rolled back whatever it had done."""
+        if exc_info is None or not is_database_unavailable(exc_info[1]):
+            return result, exc_info  # every answer but this failure: nothing to look up
         databases = [provider.dbs[worker_ctx] for provider in self.container.dependencies
                      if isinstance(provider, Database) and worker_ctx in provider.dbs]
         for delay in DATABASE_RETRY_DELAYS:
